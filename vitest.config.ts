@@ -1,0 +1,68 @@
+import { fileURLToPath } from 'node:url';
+import { playwright } from '@vitest/browser-playwright';
+import { defineConfig } from 'vitest/config';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const ci = process.env.CI === 'true' || process.env.CI === '1';
+
+/** Chromium flags: WebGPU on, and nothing leaves the machine (see README, "Browser tests"). */
+export const chromiumArgs = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+export default defineConfig({
+  test: {
+    provide: { ci },
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['tests/unit/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
+      {
+        resolve: { alias: { '#test-device': here('./tests/support/device-node.ts') } },
+        test: {
+          name: 'gpu',
+          include: ['tests/gpu/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          provide: { ci },
+        },
+      },
+      {
+        resolve: { alias: { '#test-device': here('./tests/support/device-browser.ts') } },
+        test: {
+          name: 'browser',
+          include: ['tests/gpu/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 60_000,
+          provide: { ci },
+          browser: {
+            enabled: true,
+            headless: true,
+            screenshotFailures: false,
+            provider: playwright({
+              launchOptions: {
+                executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+                args: chromiumArgs,
+              },
+            }),
+            instances: [{ browser: 'chromium' }],
+          },
+        },
+      },
+    ],
+  },
+});
