@@ -1,0 +1,39 @@
+/** The `vlmesh` command line: dispatches sub-commands and turns typed errors into exit codes. */
+import { VlmeshError } from '../../shared/errors.ts';
+import { doctorCommand } from './doctor.ts';
+import { serveCommand } from './serve.ts';
+
+const USAGE = `usage: vlmesh <command> [options]
+
+commands:
+  serve   [--host H] [--port P]     serve the web UI and API (default 127.0.0.1:8080)
+  doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
+  help                              this text
+`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: serveCommand,
+  doctor: doctorCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    process.stderr.write(`vlmesh: unknown command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof VlmeshError) {
+      process.stderr.write(`vlmesh ${cmd}: ${e.message} [${e.code}]\n`);
+      return e.code === 'USAGE' ? 2 : 1;
+    }
+    throw e;
+  }
+}

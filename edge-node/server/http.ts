@@ -1,0 +1,87 @@
+/**
+ * The edge node's HTTP server. For now it serves the doctor page, `/health` and the adapter
+ * report; the API, the chat UI and mesh signaling mount here as they land.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DoctorReport } from '../cli/doctor.ts';
+
+export interface ServeOptions {
+  host?: string;
+  port?: number;
+  /** Directory of static files (defaults to the package's public/). */
+  publicDir?: string;
+  /** Produces the adapter report shown at `/api/doctor`. */
+  doctor: () => Promise<DoctorReport>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function errorJson(message: string, type: string, code: string) {
+  return { error: { message, type, param: null, code } };
+}
+
+/**
+ * Starts the server and resolves once it listens.
+ *
+ * @example
+ * const server = await startServer({ port: 8080, doctor: doctorReport });
+ */
+export async function startServer(options: ServeOptions): Promise<Server> {
+  const publicDir = options.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url));
+  let cachedReport: Promise<DoctorReport> | null = null;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, errorJson(`method ${req.method} is not allowed on ${path}`, 'invalid_request_error', 'method_not_allowed'));
+      return;
+    }
+    if (path === '/health') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (path === '/api/doctor') {
+      cachedReport ??= options.doctor();
+      cachedReport.then(
+        (r) => sendJson(res, 200, r),
+        (e: unknown) => sendJson(res, 500, errorJson(String((e as Error).message), 'server_error', 'doctor_failed')),
+      );
+      return;
+    }
+    const file = path === '/' ? 'doctor.html' : path.slice(1);
+    const full = normalize(join(publicDir, file));
+    if (!full.startsWith(publicDir.endsWith(sep) ? publicDir : publicDir + sep)) {
+      sendJson(res, 404, errorJson(`no such path ${path}`, 'invalid_request_error', 'not_found'));
+      return;
+    }
+    readFile(full).then(
+      (data) => {
+        res.writeHead(200, { 'content-type': TYPES[extname(full)] ?? 'application/octet-stream' });
+        res.end(req.method === 'HEAD' ? undefined : data);
+      },
+      () => sendJson(res, 404, errorJson(`no such path ${path}`, 'invalid_request_error', 'not_found')),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve());
+  });
+  return server;
+}
