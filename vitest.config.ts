@@ -33,8 +33,8 @@ export default defineConfig({
         resolve: { alias: { '#test-device': here('./tests/support/device-node.ts') } },
         test: {
           name: 'gpu',
-          // tests/gpu runs in Node (Dawn) and, below, in Chromium; tests/cli needs Node.
-          include: ['tests/gpu/**/*.test.ts', 'tests/cli/**/*.test.ts'],
+          // tests/gpu runs in Node (Dawn) and, below, in Chromium; tests/cli and tests/model need Node.
+          include: ['tests/gpu/**/*.test.ts', 'tests/cli/**/*.test.ts', 'tests/model/**/*.test.ts'],
           environment: 'node',
           pool: 'forks',
           testTimeout: 120_000,
