@@ -109,7 +109,9 @@ export class KvBlockManager {
     let width = 1;
     for (const s of seqs) width = Math.max(width, this.blocks(s).length);
     const data = new Uint32Array(seqs.length * width);
-    seqs.forEach((s, i) => data.set(this.blocks(s), i * width));
+    seqs.forEach((s, i) => {
+      data.set(this.blocks(s), i * width);
+    });
     return { data, width };
   }
 
