@@ -54,6 +54,8 @@ export default defineConfig({
             enabled: true,
             headless: true,
             screenshotFailures: false,
+            // Loopback by address: some fresh machines have no "localhost" in /etc/hosts.
+            api: { host: '127.0.0.1' },
             provider: playwright({
               launchOptions: {
                 executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
