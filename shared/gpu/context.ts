@@ -392,6 +392,29 @@ export class GpuContext {
     this.dispatchCount++;
   }
 
+  /**
+   * Encodes a copy of `src` into `dst` (same dtype, same element count) into the current batch,
+   * in order with the dispatches around it. Byte offsets and sizes must be multiples of 4.
+   */
+  copy(src: Tensor | TensorView, dst: Tensor | TensorView): void {
+    this.assertAlive();
+    const s = isView(src) ? src : src.view(0, src.size);
+    const d = isView(dst) ? dst : dst.view(0, dst.size);
+    if (s.tensor.dtype !== d.tensor.dtype || s.size !== d.size) {
+      throw new ShapeError(
+        `copy "${s.tensor.label}" → "${d.tensor.label}": ${s.size} ${s.tensor.dtype} into ${d.size} ${d.tensor.dtype}`,
+      );
+    }
+    const bpe = dtypeBytes(s.tensor.dtype);
+    const [so, dof, n] = [s.offset * bpe, d.offset * bpe, s.size * bpe];
+    if (so % 4 || dof % 4 || n % 4) {
+      throw new ShapeError(`copy "${s.tensor.label}" → "${d.tensor.label}": offsets and size must be multiples of 4 bytes`);
+    }
+    if (n === 0) return;
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'vlmesh-batch' });
+    this.encoder.copyBufferToBuffer(s.tensor.buffer, so, d.tensor.buffer, dof, n);
+  }
+
   /** Submits the encoded batch (inside error scopes). Does not wait. */
   flush(): void {
     if (!this.encoder) return;

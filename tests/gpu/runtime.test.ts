@@ -145,3 +145,16 @@ describe.skipIf(!ctx)(`device loss (${environment})`, async () => {
     await expect(c.readF32(t)).rejects.toBeInstanceOf(DeviceLostError);
   });
 });
+
+describe.skipIf(!ctx)(`batched copies (${environment})`, () => {
+  it('copies views in order with dispatches and checks dtype and size', async () => {
+    const c = ctx!;
+    const a = c.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [6], 'f32', 'a');
+    const b = c.zeros([8], 'f32', 'b');
+    c.copy(a.view(2, 3), b.view(4, 3));
+    expect(Array.from(await c.readF32(b))).toEqual([0, 0, 0, 0, 3, 4, 5, 0]);
+    expect(() => c.copy(a.view(0, 2), b.view(0, 3))).toThrow(ShapeError);
+    const h = c.zeros([3], 'f16', 'h');
+    expect(() => c.copy(h.view(1, 1), h.view(0, 1))).toThrow(/multiples of 4/);
+  });
+});
