@@ -217,6 +217,9 @@ export class GpuContext {
   /** Writes host data into a tensor, starting at element `offset`. */
   write(t: Tensor, data: AnyHostArray, offset = 0): void {
     this.assertAlive();
+    // queue.writeBuffer runs ahead of commands still in the open encoder: submit those first so a
+    // pooled buffer is never overwritten before earlier encoded work has read it.
+    this.flush();
     const bpe = dtypeBytes(t.dtype);
     if (data.BYTES_PER_ELEMENT !== bpe) {
       throw new ShapeError(`write to "${t.label}" (${t.dtype}) got a ${data.constructor.name}`);
