@@ -33,7 +33,12 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias: { '#test-device': here('./tests/support/device-node.ts') } },
+        resolve: {
+          alias: {
+            '#test-device': here('./tests/support/device-node.ts'),
+            '#fixtures': here('./tests/support/fixtures-node.ts'),
+          },
+        },
         test: {
           name: 'gpu',
           // tests/gpu runs in Node (Dawn) and, below, in Chromium; tests/cli and tests/model need Node.
@@ -46,7 +51,12 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias: { '#test-device': here('./tests/support/device-browser.ts') } },
+        resolve: {
+          alias: {
+            '#test-device': here('./tests/support/device-browser.ts'),
+            '#fixtures': here('./tests/support/fixtures-browser.ts'),
+          },
+        },
         test: {
           name: 'browser',
           include: ['tests/gpu/**/*.test.ts'],
