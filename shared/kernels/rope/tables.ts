@@ -50,7 +50,7 @@ export function ropeTables(mode: RopeMode, o: { headDim: number; theta: number; 
       return { freqs: invFreqF32(o.theta, o.headDim), axisOf, axes: 1 };
     case RopeMode.InterleavedMrope: {
       const s = o.mropeSection;
-      if (!s || s.length !== 3) throw new RangeError('interleaved MRoPE needs mrope_section [t, h, w]');
+      if (s?.length !== 3) throw new RangeError('interleaved MRoPE needs mrope_section [t, h, w]');
       if (s[0] + s[1] + s[2] !== half) throw new RangeError(`mrope_section [${s}] must sum to head_dim/2 = ${half}`);
       for (let j = 0; j < half; j++) {
         if (j % 3 === 1 && j < 3 * s[1]) axisOf[j] = 1;
