@@ -1,19 +1,31 @@
 /** The `vlmesh` command line: dispatches sub-commands and turns typed errors into exit codes. */
 import { VlmeshError } from '../../shared/errors.ts';
+import { chatCommand } from './chat.ts';
 import { doctorCommand } from './doctor.ts';
+import { evalCaseCommand } from './eval-case.ts';
 import { serveCommand } from './serve.ts';
+import { synthCommand } from './synth.ts';
 
 const USAGE = `usage: vlmesh <command> [options]
 
 commands:
   serve   [--host H] [--port P]     serve the web UI and API (default 127.0.0.1:8080)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
+  chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"
+                                    one chat turn, streamed
+  eval-case --model DIR --case CASE.json --out OUT.json
+                                    run a golden case's inputs through the model (f32) and write its outputs
+  synth   --size tiny|2b|4b|8b --out DIR [--seed S]
+                                    write a random-weight checkpoint with the real shapes and tokenizer
   help                              this text
 `;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   doctor: doctorCommand,
+  'eval-case': evalCaseCommand,
+  chat: chatCommand,
+  synth: synthCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -73,5 +74,29 @@ describe('vlmesh CLI', () => {
       p.kill('SIGTERM');
       await closed;
     }
+  });
+});
+
+describe('vlmesh chat', () => {
+  const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
+
+  it('streams the same greedy answer as the official pipeline for an image prompt (f32)', async () => {
+    const gold = JSON.parse(readFileSync(`${golden}e2e/case_one_image.json`, 'utf8'));
+    const r = await run([
+      'chat', '--model', `${golden}realvocab`, '--image', `${golden}e2e/img_a_256x320.png`,
+      '--max-tokens', '8', '--dtype', 'f32', 'Describe this image.',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${gold.generated_text_skip_special}\n`);
+    expect(r.stderr).toMatch(/8 generated, length; TTFT [\d.]+ s/);
+  });
+
+  it('explains a missing model and a bad flag value', async () => {
+    const missing = await run(['chat', '--model', '/nonexistent-model-dir', 'hi']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('config.json');
+    const bad = await run(['chat', '--model', `${golden}realvocab`, '--temperature', 'hot', 'hi']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--temperature');
   });
 });

@@ -145,3 +145,13 @@ export function parseQwen3VLConfig(raw: unknown, file = 'config.json'): Qwen3VLC
     visionEndTokenId: int(root, 'vision_end_token_id', ''),
   };
 }
+
+/** The vision token ids under their config.json names (what the text processor reads). */
+export function visionTokenIds(cfg: Qwen3VLConfig) {
+  return {
+    image_token_id: cfg.imageTokenId,
+    video_token_id: cfg.videoTokenId,
+    vision_start_token_id: cfg.visionStartTokenId,
+    vision_end_token_id: cfg.visionEndTokenId,
+  };
+}
