@@ -4,7 +4,7 @@
 // only in which position axis and which inverse frequency each rotary pair j uses. The host
 // builds those two small tables per RopeMode (shared/kernels/rope/tables.ts); the kernel computes
 //   angle_j = f32(positions[axis_j, t]) · freq_j      (one f32 product, as torch does)
-// and rotates x[t, h, j] / x[t, h, j + HALF] by it with an accurate sin/cos (common/sincos.wgsl).
+// and rotates x[t, h, j] / x[t, h, j + HALF] by it with an accurate sin/cos (common/trig.wgsl).
 //
 //   x row of one head:  [ x_0 … x_{HALF-1} | x_HALF … x_{HD-1} ]
 //   out_j        = x_j·cos − x_{j+HALF}·sin
@@ -34,7 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let h = th % params.H;
   let t = th / params.H;
   let pos = f32(positions[axisOf[j] * params.T + t]);
-  let sc = sincos_precise(pos * freqs[j]);
+  let sc = trig_sincos(pos * freqs[j]);
   let base = params.offset + t * params.tokenStride + h * (2u * HALF);
   let x1 = x[base + j];
   let x2 = x[base + j + HALF];

@@ -1,4 +1,4 @@
-import trig from '../../../shaders/common/sincos.wgsl?raw';
+import trig from '../../../shaders/common/trig.wgsl?raw';
 import src from '../../../shaders/rope/rotary.wgsl?raw';
 import { ShapeError } from '../../errors.ts';
 import type { GpuContext } from '../../gpu/context.ts';

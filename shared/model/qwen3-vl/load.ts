@@ -43,7 +43,7 @@ export async function loadWeights(ctx: GpuContext, cfg: Qwen3VLConfig, src: Tens
     if (n.startsWith('model.visual.')) return vision;
     if (n === 'model.language_model.embed_tokens.weight') return head || (tail && cfg.text.tieWordEmbeddings);
     if (n === 'model.language_model.norm.weight' || n === 'lm_head.weight') return tail;
-    return true;
+    return false; // not a Qwen3-VL weight (validateCheckpoint reports it as a warning)
   });
   const w = new GpuWeights();
   let done = 0;
