@@ -28,9 +28,7 @@ const maxDiff = (a: T, b: T) => {
 
 describe('vlmesh eval-case writes outputs that pass the golden comparison', () => {
   it.each([
-    ['smallvocab', 'case_image.json', 'smallvocab'],
-    ['smallvocab', 'case_video.json', 'smallvocab'],
-    ['realvocab', 'case_text.json', 'realvocab'],
+    ...['smallvocab', 'realvocab'].flatMap((m) => ['text', 'image', 'video'].map((k) => [m, `case_${k}.json`, m])),
     ['realvocab', 'e2e/case_two_images_one_turn.json', 'e2e'],
   ])('%s %s', async (model, file, caseDir) => {
     const casePath = caseDir === 'e2e' ? join(golden, file) : join(golden, model, file);
