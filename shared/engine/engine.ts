@@ -1,0 +1,63 @@
+/**
+ * The `Engine` interface: what the server and the UI talk to, whichever way the model runs
+ * (in this thread, in a browser worker, across the mesh, or upstream).
+ */
+import type { ChatMessage } from '../text/chat-template.ts';
+
+export interface ImageInput {
+  /** Encoded image bytes (PNG, JPEG, WebP). */
+  bytes: Uint8Array;
+  mimeType?: string;
+}
+
+export interface SamplingParams {
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repetitionPenalty?: number;
+  stop?: string[];
+}
+
+export interface GenerationRequest {
+  id: string;
+  messages: ChatMessage[];
+  /** Images referenced by `{type: 'image'}` parts, in message order. */
+  images: ImageInput[];
+  sampling: SamplingParams;
+  /** Tool definitions handed to the chat template. */
+  tools?: unknown[];
+  signal?: AbortSignal;
+}
+
+/** One streamed piece of an answer. */
+export type GenerationEvent =
+  | { kind: 'delta'; text: string; tokenIds: number[] }
+  | {
+      kind: 'done';
+      finishReason: 'stop' | 'length' | 'abort';
+      promptTokens: number;
+      completionTokens: number;
+      /** Seconds from submit to the first token. */
+      ttft: number;
+    };
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvUsage: number;
+}
+
+export interface Engine {
+  /** Model id served (for /v1/models). */
+  readonly modelId: string;
+  /** Streams the answer to a request; aborting `signal` ends it with finishReason 'abort'. */
+  stream(request: GenerationRequest): AsyncIterable<GenerationEvent>;
+  stats(): EngineStats;
+  close(): Promise<void>;
+}
