@@ -2,13 +2,19 @@
  * Single-sequence generation on one device: chunked prefill of a prepared prompt, then decode
  * with the paged KV cache, greedy (argmax on the GPU) or sampled (temperature/top-k/top-p on the
  * GPU with a seeded RNG). Only the sampled id (4 bytes) is read back per step.
+ *
+ * Optional, as vLLM does them: repetition / frequency / presence penalties applied to the logits
+ * on the GPU before argmax or sampling, and stop strings matched on the decoded text.
  */
 import type { Tensor } from '../gpu/tensor.ts';
 import { gather } from '../kernels/embedding/index.ts';
-import { argmax, checkSampled, SampleRng, topKTopP } from '../kernels/sample/index.ts';
+import { argmax, checkSampled, SampleRng, SamplingError, topKTopP } from '../kernels/sample/index.ts';
+import { NO_PENALTIES, type PenaltySettings, penaltiesOff } from '../kernels/sample/penalties.ts';
 import type { PagedKvCache } from '../model/qwen3-vl/kv-cache.ts';
 import { deepstackForChunk, type PreparedPrompt, type Qwen3VLModel } from '../model/qwen3-vl/model.ts';
 import type { TraceFn } from '../model/qwen3-vl/trace.ts';
+import { applyPenalties, PenaltyState } from './penalties.ts';
+import { StopMatcher } from './stop.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -20,7 +26,16 @@ export interface GenerateOptions {
   eosTokenIds?: readonly number[];
   /** Called with each new id as soon as it is known; return false to stop. */
   onToken?: (id: number) => boolean | undefined;
-  /** Receives the logits tensor of each step (prefill's last row, then each decode step). */
+  /**
+   * vLLM penalties, applied before sampling (and before argmax when greedy): repetition (> 0,
+   * 1 = off) over prompt ∪ output tokens, then frequency and presence (0 = off) over the output.
+   */
+  penalties?: Partial<PenaltySettings>;
+  /** The prompt's token ids: the repetition penalty's prompt set (required when it is on). */
+  promptIds?: ArrayLike<number>;
+  /** Stop strings, matched on the text the decoder produces; the result then carries `text`. */
+  stop?: StopOptions;
+  /** Receives the logits tensor of each step (prefill's last row, then each decode step), before penalties. */
   onLogits?: (logits: Tensor, step: number) => void;
   trace?: TraceFn;
   /** Sequence id in the KV cache (released at the end). */
@@ -28,10 +43,26 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+export interface StopOptions {
+  /** Generation ends (finishReason 'stop') as soon as any of these appears; it is not in `text`. */
+  strings: readonly string[];
+  /** The text delta of one id (e.g. `StreamingDecoder.push`). */
+  decoder: (id: number) => string;
+  /** Pending text at the end of the stream (e.g. `StreamingDecoder.flush`). */
+  flush?: () => string;
+  /** Receives the text as it becomes safe to show (never part of a stop string). */
+  onText?: (text: string) => void;
+}
+
 export interface GenerateResult {
+  /** Every generated id, including the eos id or the id that completed a stop string. */
   tokens: number[];
   finishReason: 'stop' | 'length' | 'abort';
   promptTokens: number;
+  /** The decoded output up to (not including) the stop string; set when `stop` was given. */
+  text?: string;
+  /** The stop string that ended generation. */
+  stopString?: string;
 }
 
 export async function generate(
@@ -51,9 +82,33 @@ export async function generate(
   const out = ctx.empty([1], 'u32', 'sampled');
   const tokens: number[] = [];
   let finishReason: GenerateResult['finishReason'] = 'length';
+  const settings: PenaltySettings = { ...NO_PENALTIES, ...o.penalties };
+  let penaltyState: PenaltyState | null = null;
+  if (!penaltiesOff(settings)) {
+    if (settings.repetition !== 1 && !o.promptIds) {
+      throw new SamplingError('the repetition penalty needs the prompt ids (promptIds)');
+    }
+    penaltyState = new PenaltyState();
+    penaltyState.start(0, o.promptIds ?? [], settings);
+  }
+  const matcher = o.stop ? new StopMatcher(o.stop.strings) : null;
+  let text = '';
+  let stopString: string | undefined;
+  /** Feeds a text delta to the stop matcher; true when a stop string completed. */
+  const feedText = (delta: string): boolean => {
+    const r = matcher!.push(delta);
+    if (r.text) {
+      text += r.text;
+      o.stop!.onText?.(r.text);
+    }
+    if (r.stop === undefined) return false;
+    stopString = r.stop;
+    return true;
+  };
 
   const sample = async (logits: Tensor, step: number): Promise<number> => {
     o.onLogits?.(logits, step);
+    if (penaltyState) applyPenalties(ctx, logits, penaltyState, [0]);
     if (greedy) {
       ctx.run(argmax(ctx, { logits, out }));
       return (await ctx.read(out))[0];
@@ -95,8 +150,14 @@ export async function generate(
     const embed = model.weights.get('model.language_model.embed_tokens.weight');
     for (let step = 0; ; step++) {
       tokens.push(next);
+      penaltyState?.push(0, next);
+      const stopHit = matcher !== null && feedText(o.stop!.decoder(next));
       if (o.onToken?.(next) === false || o.signal?.aborted) {
         finishReason = 'abort';
+        break;
+      }
+      if (stopHit) {
+        finishReason = 'stop';
         break;
       }
       if (eos.has(next)) {
@@ -118,9 +179,19 @@ export async function generate(
     }
     ids.release();
     hidden.release();
+    if (matcher && stopString === undefined) {
+      // The decoder's pending bytes may still complete a stop string; then release the held tail.
+      if (feedText(o.stop!.flush?.() ?? '')) finishReason = 'stop';
+      else {
+        const tail = matcher.flush();
+        text += tail;
+        if (tail) o.stop!.onText?.(tail);
+      }
+    }
   } finally {
     out.release();
     kv.blocks.release(seq);
   }
-  return { tokens, finishReason, promptTokens: S };
+  if (!matcher) return { tokens, finishReason, promptTokens: S };
+  return { tokens, finishReason, promptTokens: S, text, ...(stopString === undefined ? {} : { stopString }) };
 }

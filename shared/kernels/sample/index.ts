@@ -15,3 +15,4 @@ export {
   topKTopP,
   validateSampling,
 } from './top-k-top-p.ts';
+export { NO_PENALTIES, PENALTIES, type PenaltiesArgs, type PenaltySettings, penalties, penaltiesOff, validatePenalties } from './penalties.ts';
