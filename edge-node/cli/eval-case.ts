@@ -15,6 +15,7 @@ import type { TraceFn } from '../../shared/model/qwen3-vl/trace.ts';
 import { createDawnContext } from '../gpu/dawn.ts';
 import { openModelDir } from '../io/model-dir.ts';
 import { parse, UsageError } from './args.ts';
+import { progressReporter, resolveModelPath } from './pull.ts';
 
 interface CaseTensor {
   dtype: 'float32' | 'int64';
@@ -100,7 +101,8 @@ export async function evalCaseCommand(argv: string[]): Promise<number> {
   const S = ids.length;
   const ctx = await createDawnContext({ label: 'vlmesh-eval-case' });
   try {
-    const m = await openModelDir(ctx, values.model, { dtype: 'f32' });
+    const dir = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
+    const m = await openModelDir(ctx, dir, { dtype: 'f32' });
     const { model, config } = m;
     const visual = await visualInputs(c, dirname(values.case), values.model);
     const snaps: Record<string, Promise<Float32Array>> = {};

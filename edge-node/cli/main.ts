@@ -3,6 +3,7 @@ import { VlmeshError } from '../../shared/errors.ts';
 import { chatCommand } from './chat.ts';
 import { doctorCommand } from './doctor.ts';
 import { evalCaseCommand } from './eval-case.ts';
+import { pullCommand } from './pull.ts';
 import { serveCommand } from './serve.ts';
 import { synthCommand } from './synth.ts';
 
@@ -15,6 +16,8 @@ commands:
                                     one chat turn, streamed
   eval-case --model DIR --case CASE.json --out OUT.json
                                     run a golden case's inputs through the model (f32) and write its outputs
+  pull    REPO_ID [--revision R] [--cache-dir D] [--endpoint URL] [--token T]
+                                    download a Hugging Face model repo into the hub cache; prints its snapshot dir
   synth   --size tiny|2b|4b|8b --out DIR [--seed S]
                                     write a random-weight checkpoint with the real shapes and tokenizer
   help                              this text
@@ -26,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'eval-case': evalCaseCommand,
   chat: chatCommand,
   synth: synthCommand,
+  pull: pullCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
