@@ -3,15 +3,16 @@
  * one turn, streamed to stdout as it is generated.
  */
 import { readFile } from 'node:fs/promises';
+import type { ImageInput } from '../../shared/engine/engine.ts';
 import { generate } from '../../shared/engine/generate.ts';
-import { decodeImage } from '../../shared/io/image/decode.ts';
-import { preprocessImage } from '../../shared/io/image/preprocess.ts';
-import { visionTokenIds } from '../../shared/model/qwen3-vl/config.ts';
-import type { Grid } from '../../shared/model/qwen3-vl/vision.ts';
-import { buildPromptInputs, type ChatContentPart, type ChatMessage, visionTokens } from '../../shared/text/chat-template.ts';
+import { prepareChat } from '../../shared/engine/prompt.ts';
+import type { ChatContentPart, ChatMessage } from '../../shared/text/chat-template.ts';
 import { createDawnContext } from '../gpu/dawn.ts';
+import { nodeImageDecoders } from '../io/image-decoders.ts';
 import { openModelDir } from '../io/model-dir.ts';
+import { readVideoFrames } from '../io/video-ffmpeg.ts';
 import { parse, UsageError } from './args.ts';
+import { progressReporter, resolveModelPath } from './pull.ts';
 
 function numberArg(name: string, v: string | undefined, fallback: number, check: (n: number) => boolean): number {
   if (v === undefined) return fallback;
@@ -39,7 +40,6 @@ export async function chatCommand(argv: string[]): Promise<number> {
   );
   if (!values.model) throw new UsageError('chat needs --model DIR');
   if (positionals.length !== 1) throw new UsageError('chat takes exactly one prompt argument (quote it)');
-  if (values.video) throw new UsageError('--video: video files need ffmpeg frame extraction, which this version does not have yet');
   const maxTokens = numberArg('max-tokens', values['max-tokens'], 256, (n) => Number.isInteger(n) && n > 0);
   const temperature = numberArg('temperature', values.temperature, 0, (n) => n >= 0);
   const topP = numberArg('top-p', values['top-p'], 1, (n) => n > 0 && n <= 1);
@@ -53,33 +53,27 @@ export async function chatCommand(argv: string[]): Promise<number> {
     const progress = (done: number, total: number) => {
       if (process.stderr.isTTY) process.stderr.write(`\rloading weights ${done}/${total}`);
     };
-    const m = await openModelDir(ctx, values.model, { onProgress: progress, dtype });
+    const dir = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
+    const m = await openModelDir(ctx, dir, { onProgress: progress, dtype });
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (!m.tokenizer || !m.template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
-    const images: Float32Array[] = [];
-    const grids: Grid[] = [];
-    for (const file of values.image ?? []) {
-      const decoded = await decodeImage(new Uint8Array(await readFile(file)));
-      const r = preprocessImage(decoded, m.imageProcessor);
-      images.push(r.pixelValues);
-      grids.push(r.gridThw as Grid);
-    }
-    const content: ChatContentPart[] = [...images.map(() => ({ type: 'image' }) as ChatContentPart), { type: 'text', text: positionals[0] }];
+    const images: ImageInput[] = [];
+    for (const file of values.image ?? []) images.push({ bytes: new Uint8Array(await readFile(file)) });
+    const content: ChatContentPart[] = [
+      ...images.map(() => ({ type: 'image' }) as ChatContentPart),
+      ...(values.video ? [{ type: 'video' } as ChatContentPart] : []),
+      { type: 'text', text: positionals[0] },
+    ];
     const messages: ChatMessage[] = [];
     if (values.system) messages.push({ role: 'system', content: values.system });
     messages.push({ role: 'user', content });
-    const text = m.template.render(messages, { addGenerationPrompt: true });
-    const { inputIds } = buildPromptInputs(m.tokenizer, text, visionTokens(visionTokenIds(m.config), m.tokenizer), {
-      imageGrids: grids,
-      mergeSize: m.config.vision.spatialMergeSize,
+    const chatModel = { ...m, tokenizer: m.tokenizer, template: m.template };
+    // Video files: ffmpeg decodes the frames the video processor samples.
+    const v = values.video ? await readVideoFrames(values.video, m.videoSampling) : null;
+    const { prompt, inputIds } = await prepareChat(chatModel, messages, images, {
+      decoders: nodeImageDecoders(),
+      video: v ? { ...v, processor: m.videoProcessor } : undefined,
     });
-    const pixelValues = new Float32Array(images.reduce((s, a) => s + a.length, 0));
-    let o = 0;
-    for (const a of images) {
-      pixelValues.set(a, o);
-      o += a.length;
-    }
-    const prompt = m.model.prepare(inputIds, images.length ? { images: { pixelValues, grids } } : {});
     const kv = m.model.createKvCache({ numBlocks: Math.ceil((inputIds.length + maxTokens) / 16) + 1, blockSize: 16 });
     const decoder = m.tokenizer.streamingDecoder({ skipSpecialTokens: true });
     const t0 = performance.now();

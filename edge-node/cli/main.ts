@@ -10,7 +10,9 @@ import { synthCommand } from './synth.ts';
 const USAGE = `usage: vlmesh <command> [options]
 
 commands:
-  serve   [--host H] [--port P]     serve the web UI and API (default 127.0.0.1:8080)
+  serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16] [--served-model-name N]
+          [--max-body-mb MB] [--max-tokens N]
+                                    serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
   chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"
                                     one chat turn, streamed

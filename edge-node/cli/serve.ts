@@ -1,28 +1,95 @@
-/** `vlmesh serve`: the edge node. */
+/**
+ * `vlmesh serve [--model DIR]`: the edge node. With a model it serves the OpenAI-compatible API
+ * (`/v1/chat/completions`, `/v1/models`) from a `LocalEngine` on this machine's GPU; without one,
+ * the doctor page and `/health` (chat answers 503).
+ */
 import type { AddressInfo } from 'node:net';
+import { basename, resolve } from 'node:path';
+import type { Engine } from '../../shared/engine/engine.ts';
+import { LocalEngine } from '../../shared/engine/local-engine.ts';
+import type { GpuContext } from '../../shared/gpu/context.ts';
+import { createDawnContext } from '../gpu/dawn.ts';
+import { nodeImageDecoders } from '../io/image-decoders.ts';
+import { type OpenedModel, openModelDir } from '../io/model-dir.ts';
 import { startServer } from '../server/http.ts';
+import { DEFAULT_MAX_BODY_BYTES } from '../server/openai-api.ts';
+import { progressReporter, resolveModelPath } from './pull.ts';
 import { parse, portArg, UsageError } from './args.ts';
 import { doctorReport } from './doctor.ts';
+
+function positiveNumber(name: string, v: string | undefined, fallback: number, integer: boolean): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${v}"`);
+  }
+  return n;
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     model: { type: 'string' },
+    'served-model-name': { type: 'string' },
+    dtype: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string' },
     'api-key': { type: 'string', multiple: true },
+    'max-body-mb': { type: 'string' },
+    'max-tokens': { type: 'string' },
     'fallback-url': { type: 'string' },
     kiosk: { type: 'boolean', default: false },
   });
+  if (values['fallback-url'] !== undefined) throw new UsageError('--fallback-url: the cloud fallback is not available in this version');
+  if (values.kiosk) throw new UsageError('--kiosk: the kiosk page is not available in this version');
+  const dtype = values.dtype;
+  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got "${dtype}"`);
+  if (dtype !== undefined && values.model === undefined) throw new UsageError('--dtype needs --model DIR');
+  const apiKeys = values['api-key'] ?? [];
+  if (apiKeys.some((k) => k.trim() === '')) throw new UsageError('--api-key must not be empty');
+  const maxBodyBytes = Math.floor(positiveNumber('max-body-mb', values['max-body-mb'], DEFAULT_MAX_BODY_BYTES / 2 ** 20, false) * 2 ** 20);
+  const defaultMaxTokens = positiveNumber('max-tokens', values['max-tokens'], 1024, true);
+  const port = portArg(values.port, 8080);
+
+  let ctx: GpuContext | null = null;
+  let opened: OpenedModel | null = null;
+  let engine: Engine | null = null;
   if (values.model !== undefined) {
-    throw new UsageError('--model: this version serves no model yet (only the adapter report); run without --model');
+    ctx = await createDawnContext({ label: 'vlmesh-serve' });
+    const progress = (done: number, total: number) => {
+      if (process.stderr.isTTY) process.stderr.write(`\rloading weights ${done}/${total}`);
+    };
+    const dir: string = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
+    opened = await openModelDir(ctx, dir, { onProgress: progress, dtype });
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    const { tokenizer, template } = opened;
+    if (!tokenizer || !template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
+    engine = new LocalEngine({
+      // Default name: the repo id when pulled from the hub, else the directory's name.
+      modelId: values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model),
+      model: { ...opened, tokenizer, template },
+      eosTokenIds: opened.generation?.eosTokenIds ?? [],
+      decoders: nodeImageDecoders(),
+    });
   }
-  const server = await startServer({ host: values.host, port: portArg(values.port, 8080), doctor: doctorReport });
+  const server = await startServer({
+    host: values.host,
+    port,
+    doctor: doctorReport,
+    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: opened?.config.text.maxPositionEmbeddings },
+  });
   const addr = server.address() as AddressInfo;
-  console.log(`vlmesh serving on http://${addr.address}:${addr.port}/  (Ctrl-C to stop)`);
-  await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
+  const what = engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model';
+  console.log(`vlmesh serving on http://${addr.address}:${addr.port}/  ${what}  (Ctrl-C to stop)`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      server.closeAllConnections?.();
+      server.close(() => done());
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  await engine?.close();
+  opened?.release();
+  ctx?.destroy();
   return 0;
 }

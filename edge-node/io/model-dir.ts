@@ -4,7 +4,12 @@
  */
 import type { GpuContext } from '../../shared/gpu/context.ts';
 import { readText } from '../../shared/io/byte-source.ts';
-import { processorConfigFromJson, QWEN3_VL_IMAGE_CONFIG, type VisionProcessorConfig } from '../../shared/io/image/preprocess.ts';
+import {
+  processorConfigFromJson,
+  QWEN3_VL_IMAGE_CONFIG,
+  QWEN3_VL_VIDEO_CONFIG,
+  type VisionProcessorConfig,
+} from '../../shared/io/image/preprocess.ts';
 import { openQwen3VLCheckpoint, checkpointUploader } from '../../shared/model/qwen3-vl/checkpoint.ts';
 import type { Qwen3VLConfig } from '../../shared/model/qwen3-vl/config.ts';
 import type { GenerationConfig } from '../../shared/model/qwen3-vl/generation-config.ts';
@@ -21,7 +26,22 @@ export interface OpenedModel {
   tokenizer: Tokenizer | null;
   template: ChatTemplate | null;
   imageProcessor: VisionProcessorConfig;
+  /** From video_preprocessor_config.json (published defaults when absent). */
+  videoProcessor: VisionProcessorConfig;
+  /** Frame sampling of the video processor (`fps`, `min_frames`, `max_frames`; defaults 2, 4, 768). */
+  videoSampling: VideoSampling;
   release(): void;
+}
+
+export interface VideoSampling {
+  fps: number;
+  minFrames: number;
+  maxFrames: number;
+}
+
+function videoSamplingFromJson(json: Record<string, unknown> | null): VideoSampling {
+  const num = (v: unknown, d: number) => (typeof v === 'number' && v > 0 ? v : d);
+  return { fps: num(json?.fps, 2), minFrames: num(json?.min_frames, 4), maxFrames: num(json?.max_frames, 768) };
 }
 
 export interface OpenModelOptions {
@@ -61,6 +81,7 @@ export async function openModelDir(ctx: GpuContext, path: string, o: OpenModelOp
   const templateSource = chatJson ?? (tokConfig.chat_template ? tokConfig : null);
   const template = templateSource ? new ChatTemplate(resolveChatTemplate(templateSource), specialTokenVariables(tokConfig)) : null;
   const pre = await optionalJson(dir, 'preprocessor_config.json');
+  const videoPre = await optionalJson(dir, 'video_preprocessor_config.json');
   return {
     model: new Qwen3VLModel(ctx, opened.config, weights),
     config: opened.config,
@@ -68,6 +89,8 @@ export async function openModelDir(ctx: GpuContext, path: string, o: OpenModelOp
     tokenizer,
     template,
     imageProcessor: pre ? processorConfigFromJson(pre, QWEN3_VL_IMAGE_CONFIG) : QWEN3_VL_IMAGE_CONFIG,
+    videoProcessor: videoPre ? processorConfigFromJson(videoPre, QWEN3_VL_VIDEO_CONFIG) : QWEN3_VL_VIDEO_CONFIG,
+    videoSampling: videoSamplingFromJson(videoPre),
     release: () => weights.release(),
   };
 }

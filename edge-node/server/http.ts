@@ -1,12 +1,14 @@
 /**
- * The edge node's HTTP server. For now it serves the doctor page, `/health` and the adapter
- * report; the API, the chat UI and mesh signaling mount here as they land.
+ * The edge node's HTTP server: the doctor page, `/health`, the adapter report, and the
+ * OpenAI-compatible API under `/v1/` (openai-api.ts); the chat UI and mesh signaling mount here
+ * as they land.
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DoctorReport } from '../cli/doctor.ts';
+import { createOpenAiApi, type OpenAiApiOptions } from './openai-api.ts';
 
 export interface ServeOptions {
   host?: string;
@@ -15,6 +17,8 @@ export interface ServeOptions {
   publicDir?: string;
   /** Produces the adapter report shown at `/api/doctor`. */
   doctor: () => Promise<DoctorReport>;
+  /** The `/v1/` API: its engine (null without a model), keys and limits. Default: no model. */
+  api?: OpenAiApiOptions;
 }
 
 const TYPES: Record<string, string> = {
@@ -46,9 +50,14 @@ function errorJson(message: string, type: string, code: string) {
 export async function startServer(options: ServeOptions): Promise<Server> {
   const publicDir = options.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url));
   let cachedReport: Promise<DoctorReport> | null = null;
+  const api = createOpenAiApi(options.api ?? { engine: null });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    if (path === '/v1' || path.startsWith('/v1/')) {
+      api(req, res, path);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, errorJson(`method ${req.method} is not allowed on ${path}`, 'invalid_request_error', 'method_not_allowed'));
       return;

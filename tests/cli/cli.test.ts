@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -93,8 +95,16 @@ describe('vlmesh chat', () => {
 
   it('explains a missing model and a bad flag value', async () => {
     const missing = await run(['chat', '--model', '/nonexistent-model-dir', 'hi']);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('config.json');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('neither a directory nor a hub repo id');
+    const empty = mkdtempSync(join(tmpdir(), 'vlmesh-empty-model-'));
+    try {
+      const noConfig = await run(['chat', '--model', empty, 'hi']);
+      expect(noConfig.code).toBe(1);
+      expect(noConfig.stderr).toContain('config.json is missing');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
     const bad = await run(['chat', '--model', `${golden}realvocab`, '--temperature', 'hot', 'hi']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--temperature');

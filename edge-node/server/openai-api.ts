@@ -1,0 +1,274 @@
+/**
+ * The OpenAI-compatible API under `/v1/` (as vLLM serves it): `GET /v1/models` and
+ * `POST /v1/chat/completions`, streaming (SSE `chat.completion.chunk` events, then
+ * `data: [DONE]`) or not. Requests are validated by shared/api before they reach the `Engine`;
+ * every failure is `{"error":{"message","type","param","code"}}` with its 4xx/5xx status.
+ *
+ *   request ─► auth (401) ─► route (404/405) ─► body ≤ limit (413) ─► JSON (400) ─► fields (400)
+ *           ─► model (404) ─► engine: first event or error (400 bad image / 500) ─► answer
+ *
+ * A client that disconnects aborts its generation, so the queue moves on.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type CompletionUsage,
+  type FinishReason,
+  type ParsedChatRequest,
+  parseChatRequest,
+} from '../../shared/api/chat-completions.ts';
+import { ApiError, ApiErrorType } from '../../shared/api/errors.ts';
+import type { Engine, GenerationEvent } from '../../shared/engine/engine.ts';
+import { VlmeshError } from '../../shared/errors.ts';
+
+export interface OpenAiApiOptions {
+  /** The engine, or null when the server runs without a model (chat answers 503). */
+  engine: Engine | null;
+  /** Accepted `Authorization: Bearer` keys; empty = no authentication. */
+  apiKeys?: readonly string[];
+  /** Largest request body in bytes (413 above). Default 32 MiB. */
+  maxBodyBytes?: number;
+  /** `max_tokens` when a request gives none. Default 1024. */
+  defaultMaxTokens?: number;
+  /** Largest `max_tokens` accepted. Default 32768. */
+  maxTokensLimit?: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/** Image / template errors from the engine that are the request's fault, with their API code. */
+const CLIENT_ERRORS: Record<string, string> = {
+  UNSUPPORTED_MEDIA: 'unsupported_media_type',
+  IMAGE_DECODE: 'invalid_image',
+  IMAGE_TOO_LARGE: 'image_too_large',
+  IMAGE_TOO_SMALL: 'image_too_small',
+  ASPECT_RATIO_TOO_LARGE: 'invalid_image',
+  CHAT_TEMPLATE: 'invalid_messages',
+  PROMPT_EXPANSION: 'invalid_messages',
+  STOP_STRING: 'invalid_value',
+  SAMPLING: 'invalid_value',
+  INVALID_SEED: 'invalid_value',
+};
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, e: ApiError): void {
+  if (res.headersSent) return;
+  sendJson(res, e.status, e.toJSON(), e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+}
+
+/** Maps whatever an engine throws to an ApiError (a 400 when the request was at fault). */
+function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof VlmeshError && CLIENT_ERRORS[e.code]) {
+    return new ApiError(400, ApiErrorType.InvalidRequest, CLIENT_ERRORS[e.code], e.message, 'messages');
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new ApiError(500, ApiErrorType.Server, 'internal_error', `the engine failed: ${message}`);
+}
+
+/** SHA-256 of a key, so that comparisons take the same time whatever the lengths. */
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Reads the body up to `limit` bytes; past it, drains the rest and throws a 413. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  return new Promise((resolve, reject) => {
+    const tooLarge = () =>
+      new ApiError(413, ApiErrorType.InvalidRequest, 'request_too_large', `the request body is larger than the limit of ${limit} bytes`);
+    if (Number.isFinite(declared) && declared > limit) {
+      // Drain what the client sends so it can read the answer (Node closes the socket after it).
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) over = true;
+      if (over) {
+        // Keep draining, but stop holding; give up on absurd streams.
+        if (size > 4 * limit) req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => (over ? reject(tooLarge()) : resolve(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Builds the `/v1/*` handler. It answers every request it is given (404 for unknown paths).
+ *
+ * @example
+ * const api = createOpenAiApi({ engine, apiKeys: ['sk-local'] });
+ * if (url.pathname.startsWith('/v1/')) return api(req, res, url.pathname);
+ */
+export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res: ServerResponse, path: string) => void {
+  const keys = (o.apiKeys ?? []).map(digest);
+  const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const created = Math.floor(Date.now() / 1000);
+  const parseOptions = { defaultMaxTokens: o.defaultMaxTokens ?? 1024, maxTokensLimit: o.maxTokensLimit ?? 32768 };
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (keys.length === 0) return true;
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    const got = digest(m[1].trim());
+    let ok = false;
+    for (const k of keys) ok = timingSafeEqual(got, k) || ok;
+    return ok;
+  };
+
+  const models = (res: ServerResponse) =>
+    sendJson(res, 200, {
+      object: 'list',
+      data: o.engine ? [{ id: o.engine.modelId, object: 'model', created, owned_by: 'vlmesh', root: o.engine.modelId, parent: null }] : [],
+    });
+
+  const chat = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const body = await readBody(req, maxBody);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw new ApiError(400, ApiErrorType.InvalidRequest, 'invalid_json', `the request body is not valid JSON: ${(e as Error).message}`);
+    }
+    const parsed = parseChatRequest(json, parseOptions);
+    const engine = o.engine;
+    if (!engine) {
+      throw new ApiError(
+        503,
+        ApiErrorType.Unavailable,
+        'model_not_loaded',
+        'this server runs without a model: start it with `vlmesh serve --model DIR` to serve chat completions',
+      );
+    }
+    if (parsed.model !== engine.modelId) {
+      throw new ApiError(
+        404,
+        ApiErrorType.InvalidRequest,
+        'model_not_found',
+        `The model \`${parsed.model}\` does not exist. This server serves \`${engine.modelId}\` (see /v1/models).`,
+        'model',
+      );
+    }
+    await complete(engine, parsed, res);
+  };
+
+  const complete = async (engine: Engine, p: ParsedChatRequest, res: ServerResponse): Promise<void> => {
+    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const events = engine
+      .stream({ id, messages: p.messages, images: p.images, sampling: p.sampling, tools: p.tools, signal: abort.signal })
+      [Symbol.asyncIterator]();
+    // The first event (or a bad image / template error) comes before any byte is sent, so
+    // request errors still get their status code.
+    let next: IteratorResult<GenerationEvent>;
+    try {
+      next = await events.next();
+    } catch (e) {
+      throw toApiError(e);
+    }
+    const usageOf = (ev: Extract<GenerationEvent, { kind: 'done' }>): CompletionUsage => ({
+      prompt_tokens: ev.promptTokens,
+      completion_tokens: ev.completionTokens,
+      total_tokens: ev.promptTokens + ev.completionTokens,
+    });
+    const finish = (r: string): FinishReason => (r === 'length' ? 'length' : 'stop');
+    const createdAt = Math.floor(Date.now() / 1000);
+
+    if (!p.stream) {
+      let text = '';
+      for (; !next.done; next = await events.next()) {
+        const ev = next.value;
+        if (ev.kind === 'delta') text += ev.text;
+        else {
+          if (abort.signal.aborted) return;
+          const out: ChatCompletion = {
+            id,
+            object: 'chat.completion',
+            created: createdAt,
+            model: engine.modelId,
+            choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish(ev.finishReason) }],
+            usage: usageOf(ev),
+          };
+          sendJson(res, 200, out);
+          return;
+        }
+      }
+      throw new ApiError(500, ApiErrorType.Server, 'internal_error', 'the engine ended without a result');
+    }
+
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (data: unknown) => {
+      if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`);
+    };
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: FinishReason | null): ChatCompletionChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created: createdAt,
+      model: engine.modelId,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+      ...(p.includeUsage ? { usage: null } : {}),
+    });
+    send(chunk({ role: 'assistant', content: '' }, null));
+    try {
+      for (; !next.done; next = await events.next()) {
+        if (abort.signal.aborted) break;
+        const ev = next.value;
+        if (ev.kind === 'delta') {
+          if (ev.text) send(chunk({ content: ev.text }, null));
+          continue;
+        }
+        send(chunk({}, finish(ev.finishReason)));
+        if (p.includeUsage) {
+          send({ id, object: 'chat.completion.chunk', created: createdAt, model: engine.modelId, choices: [], usage: usageOf(ev) });
+        }
+      }
+    } catch (e) {
+      // Headers are out: report the failure in the stream, as vLLM does.
+      send(toApiError(e).toJSON());
+    } finally {
+      await events.return?.();
+    }
+    if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n');
+  };
+
+  return (req, res, path) => {
+    if (!authorized(req)) {
+      // Same answer for a missing and a wrong key.
+      sendError(res, new ApiError(401, ApiErrorType.Authentication, 'invalid_api_key', 'invalid or missing API key (send Authorization: Bearer KEY)'));
+      req.resume();
+      return;
+    }
+    const route = path.replace(/\/+$/, '');
+    const wrongMethod = (allowed: string) => {
+      sendError(res, new ApiError(405, ApiErrorType.InvalidRequest, 'method_not_allowed', `${req.method} is not allowed on ${route}; use ${allowed}`));
+      req.resume();
+    };
+    if (route === '/v1/models') {
+      if (req.method !== 'GET') return wrongMethod('GET');
+      return models(res);
+    }
+    if (route === '/v1/chat/completions') {
+      if (req.method !== 'POST') return wrongMethod('POST');
+      chat(req, res).catch((e: unknown) => sendError(res, toApiError(e)));
+      return;
+    }
+    sendError(res, new ApiError(404, ApiErrorType.NotFound, 'not_found', `no API route ${req.method} ${route}`));
+    req.resume();
+  };
+}
