@@ -4,8 +4,9 @@
  */
 import { ShapeError } from '../../errors.ts';
 import type { GpuContext } from '../../gpu/context.ts';
-import { splitWorkgroups } from '../../gpu/program.ts';
+import { assembleWgsl, type ProgramCall, splitWorkgroups } from '../../gpu/program.ts';
 import { expectTensor, type Tensor } from '../../gpu/tensor.ts';
+import { constBool, constU32 } from '../header.ts';
 
 /** Threads per workgroup of every elementwise kernel (the `WG` constant in their WGSL). */
 export const ELEMENTWISE_WG = 256;
@@ -71,4 +72,23 @@ export function resolveUnary(kernel: string, a: UnaryArgs): ResolvedUnary {
     );
   }
   return { x: a.x, y, inPlace, n, xOffset, yOffset };
+}
+
+/**
+ * The program of an in-place-or-not unary kernel (`y = f(x)`): the layout every unary WGSL file in
+ * shaders/elementwise/ shares (x, y, Params {n, xOffset, yOffset}, `IN_PLACE`).
+ */
+export function unaryCall(ctx: GpuContext, name: string, src: string, args: UnaryArgs): ProgramCall {
+  const r = resolveUnary(name, args);
+  return {
+    info: {
+      name,
+      cacheKey: `wg=${ELEMENTWISE_WG}:inPlace=${r.inPlace}`,
+      source: () => assembleWgsl(constU32('WG', ELEMENTWISE_WG), constBool('IN_PLACE', r.inPlace), src),
+      access: ['read_write', 'read_write'],
+    },
+    bindings: [r.x, r.inPlace ? ctx.dummyTensor() : r.y],
+    uniforms: [{ u32: r.n }, { u32: r.xOffset }, { u32: r.yOffset }, { u32: 0 }],
+    workgroups: elementwiseWorkgroups(ctx, r.n),
+  };
 }
