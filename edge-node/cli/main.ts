@@ -11,7 +11,8 @@ const USAGE = `usage: vlmesh <command> [options]
 
 commands:
   serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16] [--served-model-name N]
-          [--max-body-mb MB] [--max-tokens N]
+          [--max-body-mb MB] [--max-tokens N] [--media-allow-host HOST|CIDR]... [--media-timeout-s S]
+          [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S]
                                     serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
   chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"

@@ -12,6 +12,14 @@ import { createDawnContext } from '../gpu/dawn.ts';
 import { nodeImageDecoders } from '../io/image-decoders.ts';
 import { type OpenedModel, openModelDir } from '../io/model-dir.ts';
 import { startServer } from '../server/http.ts';
+import { parseCidr } from '../server/media-fetch.ts';
+import {
+  DEFAULT_MAX_IMAGE_MB,
+  DEFAULT_MAX_VIDEO_MB,
+  DEFAULT_MAX_VIDEO_S,
+  DEFAULT_MEDIA_TIMEOUT_S,
+  type MediaOptions,
+} from '../server/media-resolve.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/openai-api.ts';
 import { progressReporter, resolveModelPath } from './pull.ts';
 import { parse, portArg, UsageError } from './args.ts';
@@ -37,6 +45,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'max-body-mb': { type: 'string' },
     'max-tokens': { type: 'string' },
     'fallback-url': { type: 'string' },
+    'media-timeout-s': { type: 'string' },
+    'max-image-mb': { type: 'string' },
+    'max-video-mb': { type: 'string' },
+    'max-video-s': { type: 'string' },
+    'media-allow-host': { type: 'string', multiple: true },
     kiosk: { type: 'boolean', default: false },
   });
   if (values['fallback-url'] !== undefined) throw new UsageError('--fallback-url: the cloud fallback is not available in this version');
@@ -49,6 +62,17 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const maxBodyBytes = Math.floor(positiveNumber('max-body-mb', values['max-body-mb'], DEFAULT_MAX_BODY_BYTES / 2 ** 20, false) * 2 ** 20);
   const defaultMaxTokens = positiveNumber('max-tokens', values['max-tokens'], 1024, true);
   const port = portArg(values.port, 8080);
+  const allowHosts = values['media-allow-host'] ?? [];
+  for (const h of allowHosts) {
+    if (h.trim() === '' || (h.includes('/') && !parseCidr(h))) throw new UsageError(`--media-allow-host takes a host name, an IP or a CIDR, got "${h}"`);
+  }
+  const media: MediaOptions = {
+    timeoutMs: positiveNumber('media-timeout-s', values['media-timeout-s'], DEFAULT_MEDIA_TIMEOUT_S, false) * 1000,
+    maxImageBytes: Math.floor(positiveNumber('max-image-mb', values['max-image-mb'], DEFAULT_MAX_IMAGE_MB, false) * 2 ** 20),
+    maxVideoBytes: Math.floor(positiveNumber('max-video-mb', values['max-video-mb'], DEFAULT_MAX_VIDEO_MB, false) * 2 ** 20),
+    maxVideoSeconds: positiveNumber('max-video-s', values['max-video-s'], DEFAULT_MAX_VIDEO_S, false),
+    allowHosts,
+  };
 
   let ctx: GpuContext | null = null;
   let opened: OpenedModel | null = null;
@@ -69,13 +93,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
       model: { ...opened, tokenizer, template },
       eosTokenIds: opened.generation?.eosTokenIds ?? [],
       decoders: nodeImageDecoders(),
+      videoProcessor: opened.videoProcessor,
     });
+    media.videoSampling = opened.videoSampling;
   }
   const server = await startServer({
     host: values.host,
     port,
     doctor: doctorReport,
-    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: opened?.config.text.maxPositionEmbeddings },
+    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: opened?.config.text.maxPositionEmbeddings, media },
   });
   const addr = server.address() as AddressInfo;
   const what = engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model';

@@ -20,8 +20,10 @@ import {
   parseChatRequest,
 } from '../../shared/api/chat-completions.ts';
 import { ApiError, ApiErrorType } from '../../shared/api/errors.ts';
+import { extractToolCalls, ToolCallStreamParser } from '../../shared/api/tool-calls.ts';
 import type { Engine, GenerationEvent } from '../../shared/engine/engine.ts';
 import { VlmeshError } from '../../shared/errors.ts';
+import { type MediaOptions, resolveRequestMedia } from './media-resolve.ts';
 
 export interface OpenAiApiOptions {
   /** The engine, or null when the server runs without a model (chat answers 503). */
@@ -34,6 +36,8 @@ export interface OpenAiApiOptions {
   defaultMaxTokens?: number;
   /** Largest `max_tokens` accepted. Default 32768. */
   maxTokensLimit?: number;
+  /** Fetching `http(s):` media and decoding video; absent = inline images only. */
+  media?: MediaOptions;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -117,7 +121,7 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
   const keys = (o.apiKeys ?? []).map(digest);
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const created = Math.floor(Date.now() / 1000);
-  const parseOptions = { defaultMaxTokens: o.defaultMaxTokens ?? 1024, maxTokensLimit: o.maxTokensLimit ?? 32768 };
+  const parseOptions = { defaultMaxTokens: o.defaultMaxTokens ?? 1024, maxTokensLimit: o.maxTokensLimit ?? 32768, remoteMedia: o.media !== undefined };
 
   const authorized = (req: IncomingMessage): boolean => {
     if (keys.length === 0) return true;
@@ -162,7 +166,8 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
         'model',
       );
     }
-    await complete(engine, parsed, res);
+    // Remote images fetched and video decoded here, so their failures are still 400s.
+    await complete(engine, await resolveRequestMedia(parsed, o.media), res);
   };
 
   const complete = async (engine: Engine, p: ParsedChatRequest, res: ServerResponse): Promise<void> => {
@@ -172,7 +177,7 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
       if (!res.writableFinished) abort.abort();
     });
     const events = engine
-      .stream({ id, messages: p.messages, images: p.images, sampling: p.sampling, tools: p.tools, signal: abort.signal })
+      .stream({ id, messages: p.messages, images: p.images, video: p.video, sampling: p.sampling, tools: p.tools, signal: abort.signal })
       [Symbol.asyncIterator]();
     // The first event (or a bad image / template error) comes before any byte is sent, so
     // request errors still get their status code.
@@ -197,12 +202,17 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
         if (ev.kind === 'delta') text += ev.text;
         else {
           if (abort.signal.aborted) return;
+          // With tools, `<tool_call>` blocks become `tool_calls` (vLLM's hermes parser).
+          const calls = p.parseToolCalls ? extractToolCalls(text) : null;
+          const message: ChatCompletion['choices'][0]['message'] = calls?.toolCalls.length
+            ? { role: 'assistant', content: calls.content, tool_calls: calls.toolCalls }
+            : { role: 'assistant', content: text };
           const out: ChatCompletion = {
             id,
             object: 'chat.completion',
             created: createdAt,
             model: engine.modelId,
-            choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish(ev.finishReason) }],
+            choices: [{ index: 0, message, logprobs: null, finish_reason: calls?.toolCalls.length ? 'tool_calls' : finish(ev.finishReason) }],
             usage: usageOf(ev),
           };
           sendJson(res, 200, out);
@@ -225,15 +235,18 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
       ...(p.includeUsage ? { usage: null } : {}),
     });
     send(chunk({ role: 'assistant', content: '' }, null));
+    const tools = p.parseToolCalls ? new ToolCallStreamParser() : null;
     try {
       for (; !next.done; next = await events.next()) {
         if (abort.signal.aborted) break;
         const ev = next.value;
         if (ev.kind === 'delta') {
-          if (ev.text) send(chunk({ content: ev.text }, null));
+          if (tools) for (const d of tools.push(ev.text)) send(chunk(d, null));
+          else if (ev.text) send(chunk({ content: ev.text }, null));
           continue;
         }
-        send(chunk({}, finish(ev.finishReason)));
+        if (tools) for (const d of tools.flush()) send(chunk(d, null));
+        send(chunk({}, tools?.toolCallCount ? 'tool_calls' : finish(ev.finishReason)));
         if (p.includeUsage) {
           send({ id, object: 'chat.completion.chunk', created: createdAt, model: engine.modelId, choices: [], usage: usageOf(ev) });
         }

@@ -4,14 +4,35 @@
  * or a precise 400 naming the offending field. Isomorphic (no Node APIs): the browser's worker
  * proxy validates the same way.
  */
-import type { ImageInput, SamplingParams } from '../engine/engine.ts';
+import type { ImageInput, SamplingParams, VideoFramesInput } from '../engine/engine.ts';
 import type { ChatContentPart, ChatMessage } from '../text/chat-template.ts';
 import { ApiError, ApiErrorType, invalidParam } from './errors.ts';
+import { type FunctionTool, normalizeToolMessages, parseTools, type ToolCall, type ToolCallDelta, type ToolChoice } from './tool-calls.ts';
 
 /** A content part of a user message as clients send it. */
 export type ChatCompletionContentPart =
   | { type: 'text'; text: string }
-  | { type: 'image_url'; image_url: { url: string; detail?: string } };
+  | { type: 'image_url'; image_url: { url: string; detail?: string } }
+  | { type: 'video_url'; video_url: { url: string } };
+
+/** An `image_url` with an `http(s):` URL, left for the server to fetch (see `ParseOptions.remoteMedia`). */
+export interface RemoteImageRef {
+  /** Its place in `ParsedChatRequest.images` (a placeholder with no bytes until fetched). */
+  index: number;
+  url: string;
+  /** The request field, for error messages. */
+  param: string;
+}
+
+/** The video of a `video_url` part: inline bytes (data: URL) or an `http(s):` URL to fetch. */
+export type VideoSource = { param: string } & ({ bytes: Uint8Array; mimeType: string } | { url: string });
+
+/** What parsing collects of a request's media besides inline images. */
+interface MediaSink {
+  remoteMedia: boolean;
+  remoteImages: RemoteImageRef[];
+  video?: VideoSource;
+}
 
 export interface ChatCompletionMessageParam {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -37,9 +58,10 @@ export interface ChatCompletionRequest {
   repetition_penalty?: number | null;
   n?: number | null;
   tools?: unknown[] | null;
+  tool_choice?: unknown;
 }
 
-export type FinishReason = 'stop' | 'length';
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface CompletionUsage {
   prompt_tokens: number;
@@ -52,7 +74,12 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: number; message: { role: 'assistant'; content: string }; logprobs: null; finish_reason: FinishReason }[];
+  choices: {
+    index: number;
+    message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
+    logprobs: null;
+    finish_reason: FinishReason;
+  }[];
   usage: CompletionUsage;
 }
 
@@ -61,7 +88,12 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string }; logprobs: null; finish_reason: FinishReason | null }[];
+  choices: {
+    index: number;
+    delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] };
+    logprobs: null;
+    finish_reason: FinishReason | null;
+  }[];
   usage?: CompletionUsage | null;
 }
 
@@ -72,10 +104,20 @@ export interface ParsedChatRequest {
   messages: ChatMessage[];
   /** The images of the `{type: 'image'}` parts, in order. */
   images: ImageInput[];
+  /** `http(s):` images still to fetch into `images` (only with `ParseOptions.remoteMedia`). */
+  remoteImages?: RemoteImageRef[];
+  /** The `video_url` part's source (one video per request); the server decodes it into `video`. */
+  videoSource?: VideoSource;
+  /** The decoded video of the `{type: 'video'}` part, set by the server before generation. */
+  video?: VideoFramesInput;
   sampling: SamplingParams;
   stream: boolean;
   includeUsage: boolean;
-  tools?: unknown[];
+  /** Validated function tools, for the chat template; absent when none. */
+  tools?: FunctionTool[];
+  toolChoice: ToolChoice;
+  /** Parse the output for `<tool_call>` blocks (tools given, `tool_choice` not 'none'). */
+  parseToolCalls: boolean;
 }
 
 export interface ParseOptions {
@@ -85,6 +127,11 @@ export interface ParseOptions {
   maxTokensLimit: number;
   /** Most stop strings accepted. Default 16. */
   maxStopStrings?: number;
+  /**
+   * Accept `http(s):` URLs in `image_url` / `video_url` parts (the server fetches them); without
+   * it they get a 400 `remote_media_unsupported`.
+   */
+  remoteMedia?: boolean;
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
@@ -138,6 +185,11 @@ export function decodeBase64(text: string): Uint8Array | null {
  * server does not fetch remote media yet), as does a data URL whose type is not `image/*`.
  */
 export function imageFromUrl(url: string, param: string): ImageInput {
+  return dataUrlMedia(url, param, 'image');
+}
+
+/** A `data:` URL of `family`/* media → its bytes; 400s as `imageFromUrl` describes. */
+function dataUrlMedia(url: string, param: string, family: 'image' | 'video'): { bytes: Uint8Array; mimeType: string } {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === 'http' || scheme === 'https') {
     throw new ApiError(
@@ -149,15 +201,15 @@ export function imageFromUrl(url: string, param: string): ImageInput {
     );
   }
   if (scheme !== 'data') {
-    throw invalidParam(param, `image URLs must be data: URLs${scheme ? `, got a ${scheme}: URL` : ''}`, 'invalid_url');
+    throw invalidParam(param, `${family} URLs must be data: URLs${scheme ? `, got a ${scheme}: URL` : ''}`, 'invalid_url');
   }
   const comma = url.indexOf(',');
   if (comma < 0) throw invalidParam(param, 'malformed data: URL (no comma before the data)', 'invalid_url');
   const meta = url.slice(5, comma).split(';').map((s) => s.trim());
   const mimeType = (meta[0] || 'text/plain').toLowerCase();
   const base64 = meta.slice(1).some((m) => m.toLowerCase() === 'base64');
-  if (!mimeType.startsWith('image/')) {
-    throw invalidParam(param, `unsupported media type '${mimeType}' for an image_url part: expected image/*`, 'unsupported_media_type');
+  if (!mimeType.startsWith(`${family}/`)) {
+    throw invalidParam(param, `unsupported media type '${mimeType}' for ${family === 'image' ? 'an' : 'a'} ${family}_url part: expected ${family}/*`, 'unsupported_media_type');
   }
   const data = url.slice(comma + 1);
   let bytes: Uint8Array | null;
@@ -174,7 +226,9 @@ export function imageFromUrl(url: string, param: string): ImageInput {
   return { bytes, mimeType };
 }
 
-function parsePart(part: unknown, param: string, images: ImageInput[]): ChatContentPart {
+const isRemote = (url: string) => /^https?:/i.test(url);
+
+function parsePart(part: unknown, param: string, images: ImageInput[], media: MediaSink): ChatContentPart {
   if (!isObject(part)) throw invalidParam(param, `content parts must be objects, got ${typeName(part)}`, 'invalid_type');
   switch (part.type) {
     case 'text':
@@ -188,19 +242,34 @@ function parsePart(part: unknown, param: string, images: ImageInput[]): ChatCont
       if (typeof url !== 'string') {
         throw invalidParam(`${param}.image_url.url`, `'image_url.url' must be a string, got ${typeName(url)}`, 'invalid_type');
       }
-      images.push(imageFromUrl(url, `${param}.image_url.url`));
+      if (media.remoteMedia && isRemote(url)) {
+        media.remoteImages.push({ index: images.length, url, param: `${param}.image_url.url` });
+        images.push({ bytes: new Uint8Array(0) });
+      } else images.push(imageFromUrl(url, `${param}.image_url.url`));
       return { type: 'image' };
+    }
+    case 'video_url': {
+      const vu = part.video_url;
+      const url = typeof vu === 'string' ? vu : isObject(vu) ? vu.url : undefined;
+      const at = `${param}.video_url.url`;
+      if (typeof url !== 'string') throw invalidParam(at, `'video_url.url' must be a string, got ${typeName(url)}`, 'invalid_type');
+      if (media.video) throw invalidParam(at, 'at most one video per request is supported');
+      if (isRemote(url) && !media.remoteMedia) {
+        throw new ApiError(400, ApiErrorType.InvalidRequest, 'remote_media_unsupported', 'this server does not fetch remote media: send the video inline as a data: URL (data:video/mp4;base64,...)', at);
+      }
+      media.video = isRemote(url) ? { url, param: at } : { ...dataUrlMedia(url, at, 'video'), param: at };
+      return { type: 'video' };
     }
     default:
       throw invalidParam(
         `${param}.type`,
-        `unsupported content part type ${JSON.stringify(part.type ?? null)}: supported are 'text' and 'image_url'`,
+        `unsupported content part type ${JSON.stringify(part.type ?? null)}: supported are 'text', 'image_url' and 'video_url'`,
         'unsupported_content_type',
       );
   }
 }
 
-function parseMessages(v: unknown, images: ImageInput[]): ChatMessage[] {
+function parseMessages(v: unknown, images: ImageInput[], media: MediaSink = { remoteMedia: false, remoteImages: [] }): ChatMessage[] {
   if (!Array.isArray(v)) throw invalidParam('messages', `'messages' must be an array, got ${typeName(v)}`, 'invalid_type');
   if (v.length === 0) throw invalidParam('messages', "'messages' must not be empty");
   return v.map((m, i): ChatMessage => {
@@ -218,7 +287,7 @@ function parseMessages(v: unknown, images: ImageInput[]): ChatMessage[] {
       out.content = '';
     } else if (typeof c === 'string') out.content = c;
     else if (Array.isArray(c)) {
-      out.content = c.map((p, j) => parsePart(p, `${param}.content[${j}]`, images));
+      out.content = c.map((p, j) => parsePart(p, `${param}.content[${j}]`, images, media));
       if (role !== 'user' && out.content.some((p) => p.type === 'image')) {
         throw invalidParam(`${param}.content`, `images are accepted in user messages only, not in a ${role} message`);
       }
@@ -267,7 +336,8 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
   const n = optNumber(body, 'n', { min: 1, integer: true });
   if (n !== undefined && n !== 1) throw invalidParam('n', `only n = 1 is supported, got ${n}`);
   const images: ImageInput[] = [];
-  const messages = parseMessages(body.messages, images);
+  const media: MediaSink = { remoteMedia: o.remoteMedia === true, remoteImages: [] };
+  const messages = normalizeToolMessages(parseMessages(body.messages, images, media));
   const maxCompletion = optNumber(body, 'max_completion_tokens', { min: 1, integer: true, max: o.maxTokensLimit });
   const maxTokens = optNumber(body, 'max_tokens', { min: 1, integer: true, max: o.maxTokensLimit });
   const temperature = optNumber(body, 'temperature', { min: 0, max: 2 }) ?? 1;
@@ -279,10 +349,7 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
   const frequencyPenalty = optNumber(body, 'frequency_penalty', { min: -2, max: 2 }) ?? 0;
   const repetitionPenalty = optNumber(body, 'repetition_penalty', { min: 0, gtMin: true }) ?? 1;
   const stop = parseStop(body.stop, o.maxStopStrings ?? 16);
-  const tools = body.tools;
-  if (tools !== undefined && tools !== null && !Array.isArray(tools)) {
-    throw invalidParam('tools', `'tools' must be an array, got ${typeName(tools)}`, 'invalid_type');
-  }
+  const tools = parseTools(body);
   return {
     model: body.model,
     messages,
@@ -300,6 +367,8 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
     },
     stream: body.stream === true,
     includeUsage: includeUsage === true,
-    ...(Array.isArray(tools) && tools.length ? { tools } : {}),
+    ...(media.remoteImages.length ? { remoteImages: media.remoteImages } : {}),
+    ...(media.video ? { videoSource: media.video } : {}),
+    ...tools,
   };
 }

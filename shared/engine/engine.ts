@@ -10,6 +10,17 @@ export interface ImageInput {
   mimeType?: string;
 }
 
+/** One video's sampled frames (decoded RGB, all the same size), for a `{type: 'video'}` part. */
+export interface VideoFramesInput {
+  /** Each frame is height·width·3 RGB bytes. */
+  frames: readonly Uint8Array[];
+  width: number;
+  height: number;
+  /** Source frame index of each frame, and the source frame rate (for the timestamps). */
+  frameIndices: readonly number[];
+  fps: number;
+}
+
 export interface SamplingParams {
   maxTokens: number;
   /** 0 = greedy. */
@@ -30,6 +41,8 @@ export interface GenerationRequest {
   /** Images referenced by `{type: 'image'}` parts, in message order. */
   images: ImageInput[];
   sampling: SamplingParams;
+  /** The video of the turn's `{type: 'video'}` part (at most one), already decoded to frames. */
+  video?: VideoFramesInput;
   /** Tool definitions handed to the chat template. */
   tools?: unknown[];
   signal?: AbortSignal;

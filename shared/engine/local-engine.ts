@@ -14,6 +14,7 @@
  */
 import { VlmeshError } from '../errors.ts';
 import type { ImageDecoder } from '../io/image/decode.ts';
+import { QWEN3_VL_VIDEO_CONFIG, type VisionProcessorConfig } from '../io/image/preprocess.ts';
 import type { PagedKvCache } from '../model/qwen3-vl/kv-cache.ts';
 import type { Engine, EngineStats, GenerationEvent, GenerationRequest } from './engine.ts';
 import { generate } from './generate.ts';
@@ -35,6 +36,8 @@ export interface LocalEngineOptions {
   eosTokenIds?: readonly number[];
   /** Image decoders (default: PNG only). */
   decoders?: readonly ImageDecoder[];
+  /** Video preprocessing (smart resize, normalize) for requests with a video (default: Qwen3-VL's published one). */
+  videoProcessor?: VisionProcessorConfig;
   /** KV cache block size in tokens (default 16). */
   blockSize?: number;
   /** Prefill chunk length in tokens (generate's default when omitted). */
@@ -151,7 +154,11 @@ export class LocalEngine implements Engine {
     let prepared: PreparedChat | null = null;
     let kv: PagedKvCache | null = null;
     try {
-      prepared = await prepareChat(m, request.messages, request.images, { tools: request.tools, decoders: this.o.decoders });
+      prepared = await prepareChat(m, request.messages, request.images, {
+        tools: request.tools,
+        decoders: this.o.decoders,
+        ...(request.video ? { video: { ...request.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
+      });
       const blockSize = this.o.blockSize ?? 16;
       const S = prepared.inputIds.length;
       kv = m.model.createKvCache({ numBlocks: Math.ceil((S + s.maxTokens) / blockSize) + 1, blockSize });

@@ -155,7 +155,7 @@ describe('vlmesh serve --model: OpenAI-compatible API', () => {
     await bad(req({ messages: img('data:application/pdf;base64,JVBERi0=') }), 400, 'unsupported_media_type', 'messages[0].content[0].image_url.url');
     await bad(req({ messages: img('data:image/gif;base64,R0lGODlhAQABAAAAACw=') }), 400, 'unsupported_media_type');
     await bad(req({ messages: img('data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ==') }), 400, 'invalid_image');
-    await bad(req({ messages: img('http://127.0.0.1/x.png') }), 400, 'remote_media_unsupported');
+    await bad(req({ messages: img('http://127.0.0.1/x.png') }), 400, 'media_fetch_forbidden', 'messages[0].content[0].image_url.url');
     // Unknown model: 404 model_not_found, as OpenAI answers, through the official client too.
     await bad(req({ model: 'gpt-4o' }), 404, 'model_not_found', 'model');
     await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({
