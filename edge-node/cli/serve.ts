@@ -101,6 +101,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     host: values.host,
     port,
     doctor: doctorReport,
+    gpuMemoryBytes: () => (ctx ? ctx.pool.stats.bytesInUse + ctx.pool.stats.bytesFree : null),
     api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: opened?.config.text.maxPositionEmbeddings, media },
   });
   const addr = server.address() as AddressInfo;

@@ -1,13 +1,16 @@
 /**
- * The edge node's HTTP server: the doctor page, `/health`, the adapter report, and the
- * OpenAI-compatible API under `/v1/` (openai-api.ts); the chat UI and mesh signaling mount here
- * as they land.
+ * The edge node's HTTP server: the doctor page, `/health`, `/metrics` (Prometheus), the adapter
+ * report, and the OpenAI-compatible API under `/v1/` (openai-api.ts); the chat UI and mesh
+ * signaling mount here as they land. Every `/v1/` request gets an `x-request-id` and one JSON log
+ * line on stderr (log.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROMETHEUS_CONTENT_TYPE, ServingMetrics } from '../../shared/engine/metrics.ts';
 import type { DoctorReport } from '../cli/doctor.ts';
+import { type LogSink, requestObserver } from './log.ts';
 import { createOpenAiApi, type OpenAiApiOptions } from './openai-api.ts';
 
 export interface ServeOptions {
@@ -19,6 +22,10 @@ export interface ServeOptions {
   doctor: () => Promise<DoctorReport>;
   /** The `/v1/` API: its engine (null without a model), keys and limits. Default: no model. */
   api?: OpenAiApiOptions;
+  /** Bytes of GPU memory the engine's context holds, for `vlmesh:gpu_memory_bytes`. */
+  gpuMemoryBytes?: () => number | null;
+  /** Where per-request log lines go. Default: stderr. */
+  logSink?: LogSink;
 }
 
 const TYPES: Record<string, string> = {
@@ -51,9 +58,12 @@ export async function startServer(options: ServeOptions): Promise<Server> {
   const publicDir = options.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url));
   let cachedReport: Promise<DoctorReport> | null = null;
   const api = createOpenAiApi(options.api ?? { engine: null });
+  const metrics = new ServingMetrics({ engineStats: () => options.api?.engine?.stats() ?? null, gpuMemoryBytes: options.gpuMemoryBytes });
+  const observe = requestObserver({ metrics, sink: options.logSink });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    observe(req, res, path);
     if (path === '/v1' || path.startsWith('/v1/')) {
       api(req, res, path);
       return;
@@ -64,6 +74,12 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     }
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (path === '/metrics') {
+      const text = metrics.render();
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
       return;
     }
     if (path === '/api/doctor') {

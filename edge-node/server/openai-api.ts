@@ -23,6 +23,7 @@ import { ApiError, ApiErrorType } from '../../shared/api/errors.ts';
 import { extractToolCalls, ToolCallStreamParser } from '../../shared/api/tool-calls.ts';
 import type { Engine, GenerationEvent } from '../../shared/engine/engine.ts';
 import { VlmeshError } from '../../shared/errors.ts';
+import { noteError, observeGeneration, requestIdOf } from './log.ts';
 import { type MediaOptions, resolveRequestMedia } from './media-resolve.ts';
 
 export interface OpenAiApiOptions {
@@ -64,6 +65,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 
 function sendError(res: ServerResponse, e: ApiError): void {
   if (res.headersSent) return;
+  noteError(res, e.apiCode);
   sendJson(res, e.status, e.toJSON(), e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
 }
 
@@ -171,14 +173,17 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
   };
 
   const complete = async (engine: Engine, p: ParsedChatRequest, res: ServerResponse): Promise<void> => {
-    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
+    // vLLM's convention: the completion id is `chatcmpl-` + the request id (x-request-id).
+    const id = `chatcmpl-${requestIdOf(res) ?? randomUUID().replace(/-/g, '')}`;
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const events = engine
-      .stream({ id, messages: p.messages, images: p.images, video: p.video, sampling: p.sampling, tools: p.tools, signal: abort.signal })
-      [Symbol.asyncIterator]();
+    const events = observeGeneration(
+      res,
+      engine.modelId,
+      engine.stream({ id, messages: p.messages, images: p.images, video: p.video, sampling: p.sampling, tools: p.tools, signal: abort.signal }),
+    );
     // The first event (or a bad image / template error) comes before any byte is sent, so
     // request errors still get their status code.
     let next: IteratorResult<GenerationEvent>;
@@ -255,7 +260,7 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
       // Headers are out: report the failure in the stream, as vLLM does.
       send(toApiError(e).toJSON());
     } finally {
-      await events.return?.();
+      await events.return(undefined);
     }
     if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n');
   };
