@@ -3,6 +3,7 @@
  * (`/v1/chat/completions`, `/v1/models`) from a `LocalEngine` on this machine's GPU; without one,
  * the doctor page and `/health` (chat answers 503).
  */
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { basename, resolve } from 'node:path';
 import type { Engine } from '../../shared/engine/engine.ts';
@@ -20,7 +21,7 @@ import {
   DEFAULT_MEDIA_TIMEOUT_S,
   type MediaOptions,
 } from '../server/media-resolve.ts';
-import { DEFAULT_MAX_BODY_BYTES } from '../server/openai-api.ts';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUE } from '../server/openai-api.ts';
 import { progressReporter, resolveModelPath } from './pull.ts';
 import { parse, portArg, UsageError } from './args.ts';
 import { doctorReport } from './doctor.ts';
@@ -34,6 +35,22 @@ function positiveNumber(name: string, v: string | undefined, fallback: number, i
   return n;
 }
 
+/** The keys of an `--api-keys-file`: one a line, blank lines and `#` comments skipped. */
+function readKeysFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--api-keys-file: cannot read ${path}: ${(e as Error).message}`);
+  }
+  const keys = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  if (keys.length === 0) throw new UsageError(`--api-keys-file: ${path} holds no keys`);
+  return keys;
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     model: { type: 'string' },
@@ -42,6 +59,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string' },
     'api-key': { type: 'string', multiple: true },
+    'api-keys-file': { type: 'string' },
+    'max-queue': { type: 'string' },
+    'rate-limit': { type: 'string' },
+    'max-model-len': { type: 'string' },
     'max-body-mb': { type: 'string' },
     'max-tokens': { type: 'string' },
     'fallback-url': { type: 'string' },
@@ -59,6 +80,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (dtype !== undefined && values.model === undefined) throw new UsageError('--dtype needs --model DIR');
   const apiKeys = values['api-key'] ?? [];
   if (apiKeys.some((k) => k.trim() === '')) throw new UsageError('--api-key must not be empty');
+  if (values['api-keys-file'] !== undefined) apiKeys.push(...readKeysFile(values['api-keys-file']));
+  const maxQueue = positiveNumber('max-queue', values['max-queue'], DEFAULT_MAX_QUEUE, true);
+  const rateLimitPerMinute = values['rate-limit'] === undefined ? undefined : positiveNumber('rate-limit', values['rate-limit'], 1, false);
+  const maxModelLenArg = values['max-model-len'] === undefined ? undefined : positiveNumber('max-model-len', values['max-model-len'], 1, true);
   const maxBodyBytes = Math.floor(positiveNumber('max-body-mb', values['max-body-mb'], DEFAULT_MAX_BODY_BYTES / 2 ** 20, false) * 2 ** 20);
   const defaultMaxTokens = positiveNumber('max-tokens', values['max-tokens'], 1024, true);
   const port = portArg(values.port, 8080);
@@ -77,6 +102,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   let ctx: GpuContext | null = null;
   let opened: OpenedModel | null = null;
   let engine: Engine | null = null;
+  let maxModelLen = maxModelLenArg;
   if (values.model !== undefined) {
     ctx = await createDawnContext({ label: 'vlmesh-serve' });
     const progress = (done: number, total: number) => {
@@ -87,6 +113,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     const { tokenizer, template } = opened;
     if (!tokenizer || !template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
+    maxModelLen ??= opened.config.text.maxPositionEmbeddings;
     engine = new LocalEngine({
       // Default name: the repo id when pulled from the hub, else the directory's name.
       modelId: values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model),
@@ -94,6 +121,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       eosTokenIds: opened.generation?.eosTokenIds ?? [],
       decoders: nodeImageDecoders(),
       videoProcessor: opened.videoProcessor,
+      maxModelLen,
     });
     media.videoSampling = opened.videoSampling;
   }
@@ -102,7 +130,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     port,
     doctor: doctorReport,
     gpuMemoryBytes: () => (ctx ? ctx.pool.stats.bytesInUse + ctx.pool.stats.bytesFree : null),
-    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: opened?.config.text.maxPositionEmbeddings, media },
+    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: maxModelLen, media, maxQueue, rateLimitPerMinute },
   });
   const addr = server.address() as AddressInfo;
   const what = engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model';

@@ -4,8 +4,9 @@
  * `data: [DONE]`) or not. Requests are validated by shared/api before they reach the `Engine`;
  * every failure is `{"error":{"message","type","param","code"}}` with its 4xx/5xx status.
  *
- *   request ─► auth (401) ─► route (404/405) ─► body ≤ limit (413) ─► JSON (400) ─► fields (400)
- *           ─► model (404) ─► engine: first event or error (400 bad image / 500) ─► answer
+ *   request ─► auth (401) ─► route (404/405) ─► rate limit (429) ─► body ≤ limit (413) ─► JSON (400)
+ *           ─► fields (400) ─► model (404) ─► queue full (429) ─► engine: first event or error
+ *              (400 bad image / prompt too long for the context / 500) ─► answer
  *
  * A client that disconnects aborts its generation, so the queue moves on.
  */
@@ -25,6 +26,7 @@ import type { Engine, GenerationEvent } from '../../shared/engine/engine.ts';
 import { VlmeshError } from '../../shared/errors.ts';
 import { noteError, observeGeneration, requestIdOf } from './log.ts';
 import { type MediaOptions, resolveRequestMedia } from './media-resolve.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 export interface OpenAiApiOptions {
   /** The engine, or null when the server runs without a model (chat answers 503). */
@@ -39,6 +41,23 @@ export interface OpenAiApiOptions {
   maxTokensLimit?: number;
   /** Fetching `http(s):` media and decoding video; absent = inline images only. */
   media?: MediaOptions;
+  /** Most requests waiting in the engine's queue; past it, 429 `queue_full`. Default 64. */
+  maxQueue?: number;
+  /** Chat requests per minute per API key (per client IP without keys); absent = no limit. */
+  rateLimitPerMinute?: number;
+}
+
+export const DEFAULT_MAX_QUEUE = 64;
+
+/** A 429 that tells the client when to come back (`Retry-After`, in seconds). */
+class RetryLaterError extends ApiError {
+  constructor(
+    apiCode: string,
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(429, ApiErrorType.RateLimit, apiCode, message);
+  }
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -52,6 +71,7 @@ const CLIENT_ERRORS: Record<string, string> = {
   ASPECT_RATIO_TOO_LARGE: 'invalid_image',
   CHAT_TEMPLATE: 'invalid_messages',
   PROMPT_EXPANSION: 'invalid_messages',
+  CONTEXT_LENGTH: 'context_length_exceeded',
   STOP_STRING: 'invalid_value',
   SAMPLING: 'invalid_value',
   INVALID_SEED: 'invalid_value',
@@ -66,7 +86,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 function sendError(res: ServerResponse, e: ApiError): void {
   if (res.headersSent) return;
   noteError(res, e.apiCode);
-  sendJson(res, e.status, e.toJSON(), e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+  const headers: Record<string, string> = e.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+  if (e instanceof RetryLaterError) headers['retry-after'] = String(e.retryAfterS);
+  sendJson(res, e.status, e.toJSON(), headers);
 }
 
 /** Maps whatever an engine throws to an ApiError (a 400 when the request was at fault). */
@@ -123,6 +145,8 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
   const keys = (o.apiKeys ?? []).map(digest);
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const created = Math.floor(Date.now() / 1000);
+  const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
+  const limiter = o.rateLimitPerMinute ? new RateLimiter(o.rateLimitPerMinute) : null;
   const parseOptions = { defaultMaxTokens: o.defaultMaxTokens ?? 1024, maxTokensLimit: o.maxTokensLimit ?? 32768, remoteMedia: o.media !== undefined };
 
   const authorized = (req: IncomingMessage): boolean => {
@@ -133,6 +157,12 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
     let ok = false;
     for (const k of keys) ok = timingSafeEqual(got, k) || ok;
     return ok;
+  };
+
+  /** Whom the rate limit counts: the key (hashed) when the server has keys, else the client's IP. */
+  const clientOf = (req: IncomingMessage): string => {
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    return keys.length && m ? `key:${digest(m[1].trim()).toString('hex')}` : `ip:${req.socket.remoteAddress ?? '?'}`;
   };
 
   const models = (res: ServerResponse) =>
@@ -168,6 +198,15 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
         'model',
       );
     }
+    // Queue full: refuse now rather than wait behind everyone (the estimate: ~1 s a request ahead).
+    const waiting = engine.stats().waiting;
+    if (waiting >= maxQueue) {
+      throw new RetryLaterError(
+        'queue_full',
+        `the server is busy: ${waiting} requests are already waiting (the limit is ${maxQueue}); retry later`,
+        Math.min(60, Math.max(1, waiting)),
+      );
+    }
     // Remote images fetched and video decoded here, so their failures are still 400s.
     await complete(engine, await resolveRequestMedia(parsed, o.media), res);
   };
@@ -182,7 +221,16 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
     const events = observeGeneration(
       res,
       engine.modelId,
-      engine.stream({ id, messages: p.messages, images: p.images, video: p.video, sampling: p.sampling, tools: p.tools, signal: abort.signal }),
+      engine.stream({
+        id,
+        messages: p.messages,
+        images: p.images,
+        video: p.video,
+        sampling: p.sampling,
+        tools: p.tools,
+        ...(p.truncatePrompt ? { truncatePrompt: p.truncatePrompt } : {}),
+        signal: abort.signal,
+      }),
     );
     // The first event (or a bad image / template error) comes before any byte is sent, so
     // request errors still get their status code.
@@ -283,6 +331,15 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
     }
     if (route === '/v1/chat/completions') {
       if (req.method !== 'POST') return wrongMethod('POST');
+      const rate = limiter?.take(clientOf(req));
+      if (rate && !rate.ok) {
+        sendError(
+          res,
+          new RetryLaterError('rate_limited', `rate limit of ${o.rateLimitPerMinute} requests per minute reached; retry in ${rate.retryAfterS} s`, rate.retryAfterS),
+        );
+        req.resume();
+        return;
+      }
       chat(req, res).catch((e: unknown) => sendError(res, toApiError(e)));
       return;
     }

@@ -118,6 +118,8 @@ export interface ParsedChatRequest {
   toolChoice: ToolChoice;
   /** Parse the output for `<tool_call>` blocks (tools given, `tool_choice` not 'none'). */
   parseToolCalls: boolean;
+  /** Non-standard `truncate_prompt`: drop the oldest non-system turns when the prompt does not fit. */
+  truncatePrompt?: 'keep_system_and_recent';
 }
 
 export interface ParseOptions {
@@ -350,6 +352,11 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
   const repetitionPenalty = optNumber(body, 'repetition_penalty', { min: 0, gtMin: true }) ?? 1;
   const stop = parseStop(body.stop, o.maxStopStrings ?? 16);
   const tools = parseTools(body);
+  // Non-standard: what to do when the prompt + max_tokens exceed the context (default: a 400).
+  const truncate = body.truncate_prompt;
+  if (truncate !== undefined && truncate !== null && truncate !== 'keep_system_and_recent') {
+    throw invalidParam('truncate_prompt', `'truncate_prompt' must be "keep_system_and_recent" or absent, got ${JSON.stringify(truncate)}`);
+  }
   return {
     model: body.model,
     messages,
@@ -369,6 +376,7 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
     includeUsage: includeUsage === true,
     ...(media.remoteImages.length ? { remoteImages: media.remoteImages } : {}),
     ...(media.video ? { videoSource: media.video } : {}),
+    ...(truncate ? { truncatePrompt: truncate } : {}),
     ...tools,
   };
 }

@@ -11,6 +11,7 @@ export enum ApiErrorType {
   NotFound = 'not_found_error',
   Server = 'server_error',
   Unavailable = 'service_unavailable_error',
+  RateLimit = 'rate_limit_exceeded',
 }
 
 /** The JSON error body. */

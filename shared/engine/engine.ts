@@ -45,6 +45,8 @@ export interface GenerationRequest {
   video?: VideoFramesInput;
   /** Tool definitions handed to the chat template. */
   tools?: unknown[];
+  /** When the prompt + `max_tokens` exceed the context: drop the oldest non-system turns (default: fail). */
+  truncatePrompt?: 'keep_system_and_recent';
   signal?: AbortSignal;
 }
 

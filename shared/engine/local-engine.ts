@@ -42,6 +42,12 @@ export interface LocalEngineOptions {
   blockSize?: number;
   /** Prefill chunk length in tokens (generate's default when omitted). */
   chunkSize?: number;
+  /**
+   * The context in tokens (usually `config.text.maxPositionEmbeddings`): a request whose prompt +
+   * `maxTokens` exceeds it fails with `ContextLengthError` before generating (or is trimmed, with
+   * `truncatePrompt`). Default: no check.
+   */
+  maxModelLen?: number;
 }
 
 /** An unbounded single-consumer queue of events that ends, or fails with an error. */
@@ -157,6 +163,9 @@ export class LocalEngine implements Engine {
       prepared = await prepareChat(m, request.messages, request.images, {
         tools: request.tools,
         decoders: this.o.decoders,
+        ...(this.o.maxModelLen
+          ? { fit: { maxModelLen: this.o.maxModelLen, reserve: s.maxTokens, truncate: request.truncatePrompt === 'keep_system_and_recent' } }
+          : {}),
         ...(request.video ? { video: { ...request.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
       });
       const blockSize = this.o.blockSize ?? 16;

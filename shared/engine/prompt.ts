@@ -4,6 +4,7 @@
  * image placeholder to its grid's pad tokens, tokenize, and embed (vision tower included).
  * Shared by the CLI's `chat` and the engines.
  */
+import { VlmeshError } from '../errors.ts';
 import type { ImageDecoder } from '../io/image/decode.ts';
 import { decodeImage } from '../io/image/decode.ts';
 import { preprocessImage, preprocessVideo, type VisionProcessorConfig } from '../io/image/preprocess.ts';
@@ -41,6 +42,54 @@ export interface PrepareChatOptions {
   decoders?: readonly ImageDecoder[];
   /** The video of the turn's `{type: 'video'}` part, if any. */
   video?: VideoInput;
+  /** Check the prompt against the context before embedding it (and trim it if asked). */
+  fit?: PromptFit;
+}
+
+/** The context check of `prepareChat`: prompt tokens + `reserve` must fit in `maxModelLen`. */
+export interface PromptFit {
+  /** The model's context in tokens. */
+  maxModelLen: number;
+  /** Tokens kept free for the answer (the request's `max_tokens`). */
+  reserve: number;
+  /** Drop the oldest non-system turns until the prompt fits, instead of failing. */
+  truncate: boolean;
+}
+
+/** The prompt + `max_tokens` do not fit in the model's context (even after trimming, when asked). */
+export class ContextLengthError extends VlmeshError {
+  constructor(promptTokens: number, reserve: number, maxModelLen: number, trimmed: boolean) {
+    super(
+      'CONTEXT_LENGTH',
+      `this model's maximum context length is ${maxModelLen} tokens, but the request needs ${promptTokens + reserve} ` +
+        `(${promptTokens} in the messages${trimmed ? ' after dropping every older turn' : ''} + ${reserve} for the completion). ` +
+        (trimmed
+          ? 'Shorten the last user turn or the system prompt, or lower max_tokens.'
+          : 'Shorten the messages, lower max_tokens, or send "truncate_prompt": "keep_system_and_recent" to drop the oldest turns.'),
+    );
+  }
+}
+
+/** How many `{type}` parts the messages hold. */
+function countParts(messages: readonly ChatMessage[], type: string): number {
+  let n = 0;
+  for (const msg of messages) if (Array.isArray(msg.content)) for (const part of msg.content) if (part.type === type) n++;
+  return n;
+}
+
+/**
+ * Drops the oldest turn: the first non-system message and every non-system message up to the next
+ * user message (a user turn with its assistant / tool answers). Null when that would drop the last
+ * user turn.
+ *
+ *   [sys, u1, a1, u2, a2, u3] ─► [sys, u2, a2, u3] ─► [sys, u3] ─► null
+ */
+function dropOldestTurn(messages: readonly ChatMessage[]): ChatMessage[] | null {
+  const first = messages.findIndex((m) => m.role !== 'system');
+  if (first < 0) return null;
+  const nextUser = messages.findIndex((m, i) => i > first && m.role === 'user');
+  if (nextUser < 0) return null;
+  return messages.filter((m, i) => i < first || i >= nextUser || m.role === 'system');
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
@@ -91,12 +140,28 @@ export async function prepareChat(
     // Qwen3VLProcessor groups frames by the video processor's merge_size for the timestamps.
     video = { pixelValues: pre.pixelValues, grid: pre.gridThw as Grid, timestamps: videoTimestamps(v.frameIndices, v.fps, v.processor.mergeSize) };
   }
-  const text = m.template.render(messages, { addGenerationPrompt: true, tools: o.tools });
-  const { inputIds } = buildPromptInputs(m.tokenizer, text, visionTokens(visionTokenIds(m.config), m.tokenizer), {
-    imageGrids: grids,
-    videos: video ? [{ gridThw: video.grid, timestamps: video.timestamps }] : [],
-    mergeSize: m.config.vision.spatialMergeSize,
-  });
+  // Render + expand + encode; with `fit`, measure and drop the oldest turns (with their images /
+  // video) until prompt + reserve fits.
+  let msgs: readonly ChatMessage[] = messages;
+  let inputIds: number[];
+  for (;;) {
+    const text = m.template.render(msgs, { addGenerationPrompt: true, tools: o.tools });
+    inputIds = buildPromptInputs(m.tokenizer, text, visionTokens(visionTokenIds(m.config), m.tokenizer), {
+      imageGrids: grids,
+      videos: video ? [{ gridThw: video.grid, timestamps: video.timestamps }] : [],
+      mergeSize: m.config.vision.spatialMergeSize,
+    }).inputIds;
+    const fit = o.fit;
+    if (!fit || inputIds.length + fit.reserve <= fit.maxModelLen) break;
+    const shorter = fit.truncate ? dropOldestTurn(msgs) : null;
+    if (!shorter) throw new ContextLengthError(inputIds.length, fit.reserve, fit.maxModelLen, fit.truncate);
+    // Images are in message order: the dropped ones are the first ones.
+    const droppedImages = grids.length - countParts(shorter, 'image');
+    grids.splice(0, droppedImages);
+    pixels.splice(0, droppedImages);
+    if (video && countParts(shorter, 'video') === 0) video = null;
+    msgs = shorter;
+  }
   const prompt = m.model.prepare(inputIds, {
     ...(pixels.length ? { images: { pixelValues: concat(pixels), grids } } : {}),
     ...(video ? { videos: { pixelValues: video.pixelValues, grids: [video.grid] } } : {}),
