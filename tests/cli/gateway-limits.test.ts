@@ -5,42 +5,19 @@
  * Retry-After) and `--api-keys-file`. One server, small limits; each test uses its own keys so the
  * 3-a-minute rate limit only bites where it is meant to.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, stopServe } from '../support/serve.ts';
 
-const bin = fileURLToPath(new URL('../../edge-node/bin/vlmesh.mjs', import.meta.url));
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const MODEL = 'realvocab';
 const MAX_MODEL_LEN = 64;
 
-function startServe(args: string[]): Promise<{ p: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', '0', ...args]);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
-    p.stderr?.on('data', (d) => (out += d));
-    p.stdout?.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[\d.]+:\d+\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ p, url: m[0] });
-      }
-    });
-    p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
-}
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null) return;
-  const closed = new Promise((r) => p.on('close', r));
-  p.kill('SIGTERM');
-  await closed;
-}
 
 type Message = { role: string; content: string };
 
@@ -83,7 +60,7 @@ describe('vlmesh serve: gateway limits', () => {
     ]);
   }, 40_000);
   afterAll(async () => {
-    await stop(server?.p);
+    await stopServe(server?.p);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

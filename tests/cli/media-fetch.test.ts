@@ -5,7 +5,7 @@
  * answer as the same image inline, is a 400 `media_fetch_forbidden` without `--media-allow-host`,
  * and a `video_url` (data: and http:) is answered. Only loopback traffic.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, stopServe } from '../support/serve.ts';
 import {
   fetchMedia,
   type FetchMediaOptions,
@@ -23,7 +24,6 @@ import {
   MediaTypeError,
 } from '../../edge-node/server/media-fetch.ts';
 
-const bin = fileURLToPath(new URL('../../edge-node/bin/vlmesh.mjs', import.meta.url));
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const png = readFileSync(`${golden}e2e/img_a_256x320.png`);
 const gold = JSON.parse(readFileSync(`${golden}e2e/case_one_image.json`, 'utf8'));
@@ -218,30 +218,7 @@ describe('fetchMedia', () => {
   });
 });
 
-function startServe(args: string[]): Promise<{ p: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args]);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
-    p.stderr?.on('data', (d) => (out += d));
-    p.stdout?.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[\d.]+:\d+\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ p, url: m[0] });
-      }
-    });
-    p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
-}
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null) return;
-  const closed = new Promise((r) => p.on('close', r));
-  p.kill('SIGTERM');
-  await closed;
-}
 
 describe('vlmesh serve with remote media', () => {
   let allow: { p: ChildProcess; url: string } | undefined;
@@ -273,7 +250,7 @@ describe('vlmesh serve with remote media', () => {
     ]);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all([stop(allow?.p), stop(plain?.p)]);
+    await Promise.all([stopServe(allow?.p), stopServe(plain?.p)]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,48 +1,13 @@
-/**
- * `vlmesh serve --model`: `GET /metrics` after two chat requests and one bad one parses as strict
- * Prometheus text and counts them (2 successes, the error by status and code, 2 TTFT
- * observations); each `/v1/` request gets an `x-request-id` and one JSON log line on stderr.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
+
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Served, startServe, stopServe } from '../support/serve.ts';
 import { parsePrometheus, sampleValue } from '../support/prometheus-parse.ts';
 
-const bin = fileURLToPath(new URL('../../edge-node/bin/vlmesh.mjs', import.meta.url));
 const model = fileURLToPath(new URL('../fixtures/golden/realvocab', import.meta.url));
 
-interface Served {
-  p: ChildProcess;
-  url: string;
-  /** Everything the server wrote on stderr so far. */
-  stderr: () => string;
-}
 
-function startServe(args: string[]): Promise<Served> {
-  const p = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args]);
-  let out = '';
-  let err = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}${err}`)), 30_000);
-    p.stderr?.on('data', (d) => (err += d));
-    p.stdout?.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[\d.]+:\d+\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ p, url: m[0], stderr: () => err });
-      }
-    });
-    p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}${err}`)));
-  });
-}
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null) return;
-  const closed = new Promise((r) => p.on('close', r));
-  p.kill('SIGTERM');
-  await closed;
-}
 
 describe('vlmesh serve --model: /metrics and request logs', () => {
   let server: Served | undefined;
@@ -54,7 +19,7 @@ describe('vlmesh serve --model: /metrics and request logs', () => {
   beforeAll(async () => {
     server = await startServe(['--model', model]);
   }, 40_000);
-  afterAll(() => stop(server?.p));
+  afterAll(() => stopServe(server?.p));
 
   it('counts two chat requests and a bad one', async () => {
     const before = parsePrometheus(await (await fetch(`${server!.url}metrics`)).text());

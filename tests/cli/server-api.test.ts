@@ -3,41 +3,18 @@
  * not, with an image, greedy output equal to the official pipeline's, usage, /v1/models, and the
  * error answers (status + `{"error":{...}}`), with the server still answering after each.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, stopServe } from '../support/serve.ts';
 
-const bin = fileURLToPath(new URL('../../edge-node/bin/vlmesh.mjs', import.meta.url));
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const KEY = 'sk-test-key';
 const MODEL = 'realvocab';
 
-function startServe(args: string[]): Promise<{ p: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args]);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
-    p.stderr?.on('data', (d) => (out += d));
-    p.stdout?.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[\d.]+:\d+\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ p, url: m[0] });
-      }
-    });
-    p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
-}
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null) return;
-  const closed = new Promise((r) => p.on('close', r));
-  p.kill('SIGTERM');
-  await closed;
-}
 
 const gold = JSON.parse(readFileSync(`${golden}e2e/case_one_image.json`, 'utf8'));
 const imageUrl = `data:image/png;base64,${readFileSync(`${golden}e2e/img_a_256x320.png`).toString('base64')}`;
@@ -67,7 +44,7 @@ describe('vlmesh serve --model: OpenAI-compatible API', () => {
     ]);
     client = new OpenAI({ baseURL: `${server.url}v1`, apiKey: KEY, maxRetries: 0 });
   }, 40_000);
-  afterAll(() => stop(server?.p));
+  afterAll(() => stopServe(server?.p));
 
   it('lists the model', async () => {
     const models = await client.models.list();
@@ -208,7 +185,7 @@ describe('vlmesh serve without --model', () => {
       expect(r.status).toBe(503);
       expect((await r.json()).error.code).toBe('model_not_loaded');
     } finally {
-      await stop(s.p);
+      await stopServe(s.p);
     }
   }, 30_000);
 });

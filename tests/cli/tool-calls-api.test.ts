@@ -5,39 +5,16 @@
  * conversations are accepted, and malformed `tools` / `tool_choice` get precise 400s. The parsing
  * of calls out of the output is covered by tests/unit/tool-calls.test.ts.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, stopServe } from '../support/serve.ts';
 
-const bin = fileURLToPath(new URL('../../edge-node/bin/vlmesh.mjs', import.meta.url));
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const MODEL = 'realvocab';
 
-function startServe(args: string[]): Promise<{ p: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args]);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
-    p.stderr?.on('data', (d) => (out += d));
-    p.stdout?.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[\d.]+:\d+\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ p, url: m[0] });
-      }
-    });
-    p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
-}
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null) return;
-  const closed = new Promise((r) => p.on('close', r));
-  p.kill('SIGTERM');
-  await closed;
-}
 
 const tools: OpenAI.ChatCompletionTool[] = [
   {
@@ -59,7 +36,7 @@ describe('vlmesh serve --model: tools', () => {
     server = await startServe(['--model', `${golden}realvocab`, '--dtype', 'f32']);
     client = new OpenAI({ baseURL: `${server.url}v1`, apiKey: 'unused', maxRetries: 0 });
   }, 40_000);
-  afterAll(() => stop(server?.p));
+  afterAll(() => stopServe(server?.p));
 
   it('renders the tools into the prompt and answers a well-formed message', async () => {
     const base = { model: MODEL, messages: question, temperature: 0, max_tokens: 3 };
