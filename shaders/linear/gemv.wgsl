@@ -1,11 +1,14 @@
 // linear/gemv — y = x · Wᵀ (+ b) for decode shapes: few rows (M ≤ MAX_M), W[N, K].
 //
 // Why it exists: with one row per sequence the matmul is bound by reading W once. Each workgroup
-// of 256 threads computes 8 output columns; 32 threads share a column, stride through K with vec4
-// loads of W (each W element read exactly once), and reduce their partial sums in workgroup
-// memory. All M rows are computed from the same W read. Requires K % 4 == 0 and aligned x.
+// of 256 threads computes COLS output columns; LANES threads share a column (COLS × LANES = 256),
+// stride through K with vec4 loads of W (each W element read exactly once), and reduce their
+// partial sums in workgroup memory. All M rows are computed from the same W read. LANES is 32, or
+// the power of two ≥ K/4 when K is small, so short rows do not leave most threads idle (the sums
+// are the same: the lanes dropped would only have added zeros). Requires K % 4 == 0 and aligned x.
 //
-// Header from the factory: `alias WT`, `const HAS_BIAS: bool`, `const MAX_M: u32`.
+// Header from the factory: `alias WT`, `const HAS_BIAS: bool`, `const MAX_M: u32`,
+// `const LANES: u32`, `const COLS: u32`.
 
 struct Params {
   M: u32, N: u32, K: u32, ldx: u32,
@@ -18,8 +21,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-const COLS: u32 = 8u;          // output columns per workgroup
-const LANES: u32 = 32u;        // threads per column
 var<workgroup> partial: array<f32, 256 * MAX_M>; // [m][thread]
 
 @compute @workgroup_size(256, 1, 1)

@@ -4,7 +4,7 @@
  * or a precise 400 naming the offending field. Isomorphic (no Node APIs): the browser's worker
  * proxy validates the same way.
  */
-import type { ImageInput, SamplingParams, VideoFramesInput } from '../engine/engine.ts';
+import { type ImageInput, PRIORITY_CLASSES, type PriorityClass, type SamplingParams, type VideoFramesInput } from '../engine/engine.ts';
 import type { ChatContentPart, ChatMessage } from '../text/chat-template.ts';
 import { ApiError, ApiErrorType, invalidParam } from './errors.ts';
 import { type FunctionTool, normalizeToolMessages, parseTools, type ToolCall, type ToolCallDelta, type ToolChoice } from './tool-calls.ts';
@@ -120,6 +120,10 @@ export interface ParsedChatRequest {
   parseToolCalls: boolean;
   /** Non-standard `truncate_prompt`: drop the oldest non-system turns when the prompt does not fit. */
   truncatePrompt?: 'keep_system_and_recent';
+  /** Scheduling class from `priority` (the server may also take it from a header). */
+  priority?: PriorityClass;
+  /** Non-standard `session_id`: keep this conversation's KV blocks warm between turns. */
+  sessionId?: string;
 }
 
 export interface ParseOptions {
@@ -312,6 +316,21 @@ function parseStop(v: unknown, max: number): string[] {
 }
 
 /**
+ * The scheduling class of a request: a class name ('gui' | 'interactive' | 'batch'), or vLLM's
+ * integer `priority` (lower = sooner): < 0 → gui, 0 → interactive, > 0 → batch.
+ */
+export function parsePriority(v: unknown, param = 'priority'): PriorityClass | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string' && (PRIORITY_CLASSES as readonly string[]).includes(v)) return v as PriorityClass;
+  if (typeof v === 'number' && Number.isInteger(v)) return v < 0 ? 'gui' : v === 0 ? 'interactive' : 'batch';
+  throw invalidParam(
+    param,
+    `'${param}' must be one of ${PRIORITY_CLASSES.map((c) => `"${c}"`).join(', ')} or an integer (lower = sooner), got ${JSON.stringify(v)}`,
+    typeof v === 'string' || typeof v === 'number' ? 'invalid_value' : 'invalid_type',
+  );
+}
+
+/**
  * Validates a parsed JSON body. Model availability is the caller's check (it answers 404).
  *
  * @throws ApiError (400) naming the field.
@@ -357,12 +376,24 @@ export function parseChatRequest(body: unknown, o: ParseOptions): ParsedChatRequ
   if (truncate !== undefined && truncate !== null && truncate !== 'keep_system_and_recent') {
     throw invalidParam('truncate_prompt', `'truncate_prompt' must be "keep_system_and_recent" or absent, got ${JSON.stringify(truncate)}`);
   }
+  const priority = parsePriority(body.priority);
+  const sessionId = body.session_id;
+  if (sessionId !== undefined && sessionId !== null && (typeof sessionId !== 'string' || sessionId === '' || sessionId.length > 256)) {
+    throw invalidParam('session_id', `'session_id' must be a string of 1 to 256 characters, got ${typeName(sessionId)}`, typeof sessionId === 'string' ? 'invalid_value' : 'invalid_type');
+  }
+  if (body.user !== undefined && body.user !== null && typeof body.user !== 'string') {
+    throw invalidParam('user', `'user' must be a string, got ${typeName(body.user)}`, 'invalid_type');
+  }
+  const given = maxCompletion ?? maxTokens;
   return {
     model: body.model,
     messages,
     images,
+    ...(priority ? { priority } : {}),
+    ...(typeof sessionId === 'string' ? { sessionId } : {}),
     sampling: {
-      maxTokens: maxCompletion ?? maxTokens ?? o.defaultMaxTokens,
+      maxTokens: given ?? o.defaultMaxTokens,
+      ...(given === undefined ? { maxTokensAuto: true } : {}),
       temperature,
       topP,
       topK: topK < 0 ? 0 : topK,

@@ -23,6 +23,11 @@ export interface VideoFramesInput {
 
 export interface SamplingParams {
   maxTokens: number;
+  /**
+   * The request gave no `max_tokens`: `maxTokens` is only a cap, and the engine uses what the
+   * context leaves after the prompt (at most `maxTokens`).
+   */
+  maxTokensAuto?: boolean;
   /** 0 = greedy. */
   temperature: number;
   topP: number;
@@ -47,8 +52,19 @@ export interface GenerationRequest {
   tools?: unknown[];
   /** When the prompt + `max_tokens` exceed the context: drop the oldest non-system turns (default: fail). */
   truncatePrompt?: 'keep_system_and_recent';
+  /** Scheduling class (default 'interactive'). */
+  priority?: PriorityClass;
+  /** Keeps this conversation's KV blocks warm for the next turn (see the engine's session TTL). */
+  sessionId?: string;
   signal?: AbortSignal;
 }
+
+/**
+ * Scheduling classes, most urgent first: GUI-automation agents wait on every step, people
+ * chatting wait on the first token, batch jobs (OCR) only on the total.
+ */
+export const PRIORITY_CLASSES = ['gui', 'interactive', 'batch'] as const;
+export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
 
 /** One streamed piece of an answer. */
 export type GenerationEvent =
@@ -66,6 +82,25 @@ export interface EngineStats {
   running: number;
   waiting: number;
   kvUsage: number;
+  /** Cumulative counters, where the engine has them. */
+  counters?: EngineCounters;
+}
+
+export interface EngineCounters {
+  /** Prompt tokens looked up in the prefix cache, and those found (not recomputed). */
+  prefixQueriedTokens: number;
+  prefixHitTokens: number;
+  /** Images whose vision-tower output came from the vision cache, and those encoded. */
+  visionCacheHits: number;
+  visionCacheMisses: number;
+  visionImagesEncoded: number;
+  /** Vision-tower passes run (images of concurrent requests with one resolution share a pass). */
+  visionPasses: number;
+  /** Sequences preempted (their KV freed, to be recomputed later). */
+  preemptions: number;
+  /** Decode steps run, and sequences decoded over all of them (mean batch = ratio). */
+  decodeSteps: number;
+  decodeRows: number;
 }
 
 export interface Engine {

@@ -12,9 +12,10 @@
  *   vlmesh:e2e_request_latency_seconds_sum{path="local"} 1.7
  *   vlmesh:e2e_request_latency_seconds_count{path="local"} 4
  *
- * Request metrics carry a `path` label (`local` now; fallback and mesh paths later) so the ways a
- * request can be served stay apart. Gauges that mirror live state (queue, KV cache, GPU memory)
- * take a `collect` callback read at scrape time.
+ * Request metrics carry a `path` label (`local`: this node's engine; `fallback`: the cloud
+ * upstream; the mesh path later) so the ways a request can be served stay apart. Gauges that
+ * mirror live state (queue, KV cache, GPU memory, the upstream's health) take a `collect` callback
+ * read at scrape time.
  */
 import type { EngineStats } from './engine.ts';
 
@@ -248,8 +249,8 @@ export class Registry {
   }
 }
 
-/** How a request was served: `local` on this node's engine (fallback and mesh paths later). */
-export type ServePath = 'local';
+/** How a request was served: `local` on this node's engine, `fallback` by the cloud upstream (mesh later). */
+export type ServePath = 'local' | 'fallback';
 
 /** Latency buckets in seconds (vLLM's TTFT buckets, up to 2 minutes). */
 export const LATENCY_BUCKETS = [
@@ -265,10 +266,11 @@ export interface RequestSample {
   path: ServePath;
   /** Why it ended: `stop`, `length`, `tool_calls`, `abort`. */
   finishReason: string;
-  promptTokens: number;
-  completionTokens: number;
-  /** Seconds from submit to the first token. */
-  ttft: number;
+  /** Absent when unknown (an upstream stream without usage): the token metrics skip it. */
+  promptTokens?: number;
+  completionTokens?: number;
+  /** Seconds from submit to the first token; absent when unknown (TTFT and speed skip it). */
+  ttft?: number;
   /** Seconds from request arrival to the end of the answer. */
   e2e: number;
 }
@@ -278,6 +280,8 @@ export interface ServingMetricsOptions {
   engineStats?: () => EngineStats | null;
   /** Bytes the GPU context holds (its buffer pool: in use + free). */
   gpuMemoryBytes?: () => number | null;
+  /** Whether the fallback upstream is healthy; given only when there is one (adds `vlmesh:fallback_healthy`). */
+  fallbackHealthy?: () => boolean;
 }
 
 /**
@@ -304,6 +308,8 @@ export class ServingMetrics {
   readonly waiting: Gauge;
   readonly kvUsage: Gauge;
   readonly gpuMemory: Gauge;
+  /** 1 while the fallback upstream is healthy, 0 while not; null without a fallback. */
+  readonly fallbackHealthy: Gauge | null;
 
   constructor(o: ServingMetricsOptions = {}) {
     const r = this.registry;
@@ -324,20 +330,32 @@ export class ServingMetrics {
     this.waiting = r.gauge({ name: 'vlmesh:num_requests_waiting', help: 'Requests queued, waiting to run.', collect: (g) => g.set({}, stats()?.waiting ?? 0) });
     this.kvUsage = r.gauge({ name: 'vlmesh:kv_cache_usage_perc', help: 'Fraction of KV-cache blocks in use (1 = full).', collect: (g) => g.set({}, stats()?.kvUsage ?? 0) });
     this.gpuMemory = r.gauge({ name: 'vlmesh:gpu_memory_bytes', help: 'Bytes of GPU buffers the context holds (in use + pooled free).', collect: (g) => g.set({}, o.gpuMemoryBytes?.() ?? 0) });
-    for (const c of [this.promptTokens, this.generationTokens]) c.touch({ path: 'local' });
+    const fallbackHealthy = o.fallbackHealthy;
+    this.fallbackHealthy = fallbackHealthy
+      ? r.gauge({ name: 'vlmesh:fallback_healthy', help: 'Whether the fallback upstream is healthy (1) or not (0).', collect: (g) => g.set({}, fallbackHealthy() ? 1 : 0) })
+      : null;
+    for (const c of [this.promptTokens, this.generationTokens]) {
+      c.touch({ path: 'local' });
+      if (fallbackHealthy) c.touch({ path: 'fallback' });
+    }
   }
 
   /** Records one generation that reached its `done` event. */
   recordRequest(s: RequestSample): void {
     const path = { path: s.path };
-    this.ttft.observe(path, s.ttft);
+    if (s.ttft !== undefined) this.ttft.observe(path, s.ttft);
     this.e2e.observe(path, s.e2e);
-    this.promptTokensHist.observe(path, s.promptTokens);
-    this.generationTokensHist.observe(path, s.completionTokens);
-    this.promptTokens.inc(path, s.promptTokens);
-    this.generationTokens.inc(path, s.completionTokens);
+    if (s.promptTokens !== undefined) {
+      this.promptTokensHist.observe(path, s.promptTokens);
+      this.promptTokens.inc(path, s.promptTokens);
+    }
+    if (s.completionTokens !== undefined) {
+      this.generationTokensHist.observe(path, s.completionTokens);
+      this.generationTokens.inc(path, s.completionTokens);
+    }
     this.success.inc({ path: s.path, finished_reason: s.finishReason });
     // Decode speed needs two tokens and time after the first one.
+    if (s.ttft === undefined || s.completionTokens === undefined) return;
     const decodeSeconds = s.e2e - s.ttft;
     if (s.completionTokens > 1 && decodeSeconds > 0) this.tokensPerSecond.observe(path, (s.completionTokens - 1) / decodeSeconds);
   }

@@ -108,27 +108,40 @@ export interface PreparedChat {
   inputIds: number[];
 }
 
+/** One image of a planned prompt: its preprocessed pixels and grid. */
+export interface PlannedImage {
+  pixelValues: Float32Array;
+  grid: Grid;
+  /** Index of the source image in the request's `images`. */
+  source: number;
+}
+
+/** A chat turn ready for the GPU: token ids after pad expansion and the preprocessed media. */
+export interface PlannedChat {
+  inputIds: number[];
+  /** The images the prompt keeps (trimming may drop the oldest), in prompt order. */
+  images: PlannedImage[];
+  video: { pixelValues: Float32Array; grid: Grid } | null;
+}
+
 /**
- * Prepares one chat turn; `images` belong to the `{type: 'image'}` parts in message order.
- * The caller releases `prompt`.
+ * The host side of preparing a chat turn: decode and preprocess images and video, render the
+ * template, expand the pads, tokenize, and fit the context (no GPU work).
  *
- * @throws UnsupportedMediaError / ImageDecodeError / ImageTooLargeError for bad images.
- * @example
- * const { prompt, inputIds } = await prepareChat(m, [{ role: 'user', content: 'Hi' }], []);
+ * @throws UnsupportedMediaError / ImageDecodeError / ImageTooLargeError for bad images,
+ *   ContextLengthError when the prompt does not fit.
  */
-export async function prepareChat(
-  m: ChatModel,
+export async function planChat(
+  m: Omit<ChatModel, 'model'>,
   messages: readonly ChatMessage[],
   images: readonly ImageInput[],
   o: PrepareChatOptions = {},
-): Promise<PreparedChat> {
-  const pixels: Float32Array[] = [];
-  const grids: Grid[] = [];
-  for (const img of images) {
+): Promise<PlannedChat> {
+  const planned: PlannedImage[] = [];
+  for (const [source, img] of images.entries()) {
     const decoded = await decodeImage(img.bytes, { decoders: o.decoders, mimeType: img.mimeType });
     const r = preprocessImage(decoded, m.imageProcessor);
-    pixels.push(r.pixelValues);
-    grids.push(r.gridThw as Grid);
+    planned.push({ pixelValues: r.pixelValues, grid: r.gridThw as Grid, source });
   }
   let video: { pixelValues: Float32Array; grid: Grid; timestamps: number[] } | null = null;
   if (o.video) {
@@ -147,7 +160,7 @@ export async function prepareChat(
   for (;;) {
     const text = m.template.render(msgs, { addGenerationPrompt: true, tools: o.tools });
     inputIds = buildPromptInputs(m.tokenizer, text, visionTokens(visionTokenIds(m.config), m.tokenizer), {
-      imageGrids: grids,
+      imageGrids: planned.map((p) => p.grid),
       videos: video ? [{ gridThw: video.grid, timestamps: video.timestamps }] : [],
       mergeSize: m.config.vision.spatialMergeSize,
     }).inputIds;
@@ -156,15 +169,31 @@ export async function prepareChat(
     const shorter = fit.truncate ? dropOldestTurn(msgs) : null;
     if (!shorter) throw new ContextLengthError(inputIds.length, fit.reserve, fit.maxModelLen, fit.truncate);
     // Images are in message order: the dropped ones are the first ones.
-    const droppedImages = grids.length - countParts(shorter, 'image');
-    grids.splice(0, droppedImages);
-    pixels.splice(0, droppedImages);
+    planned.splice(0, planned.length - countParts(shorter, 'image'));
     if (video && countParts(shorter, 'video') === 0) video = null;
     msgs = shorter;
   }
-  const prompt = m.model.prepare(inputIds, {
-    ...(pixels.length ? { images: { pixelValues: concat(pixels), grids } } : {}),
-    ...(video ? { videos: { pixelValues: video.pixelValues, grids: [video.grid] } } : {}),
+  return { inputIds, images: planned, video: video ? { pixelValues: video.pixelValues, grid: video.grid } : null };
+}
+
+/**
+ * Prepares one chat turn; `images` belong to the `{type: 'image'}` parts in message order.
+ * The caller releases `prompt`.
+ *
+ * @throws UnsupportedMediaError / ImageDecodeError / ImageTooLargeError for bad images.
+ * @example
+ * const { prompt, inputIds } = await prepareChat(m, [{ role: 'user', content: 'Hi' }], []);
+ */
+export async function prepareChat(
+  m: ChatModel,
+  messages: readonly ChatMessage[],
+  images: readonly ImageInput[],
+  o: PrepareChatOptions = {},
+): Promise<PreparedChat> {
+  const plan = await planChat(m, messages, images, o);
+  const prompt = m.model.prepare(plan.inputIds, {
+    ...(plan.images.length ? { images: { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } } : {}),
+    ...(plan.video ? { videos: { pixelValues: plan.video.pixelValues, grids: [plan.video.grid] } } : {}),
   });
-  return { prompt, inputIds };
+  return { prompt, inputIds: plan.inputIds };
 }

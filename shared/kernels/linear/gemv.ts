@@ -19,19 +19,23 @@ export function gemv(ctx: GpuContext, args: LinearArgs): ProgramCall {
   if (r.M > GEMV_MAX_M) throw new ShapeError(`${GEMV}: M = ${r.M} rows, at most ${GEMV_MAX_M}`);
   // Rows beyond 4 cost registers on every thread, so specialise on 1, 4 or 8.
   const maxM = r.M <= 1 ? 1 : r.M <= 4 ? 4 : 8;
+  // Threads per column: 32, fewer when K/4 is smaller (idle lanes would only add zeros).
+  let lanes = 4;
+  while (lanes < 32 && lanes < r.K / 4) lanes *= 2;
+  const cols = 256 / lanes;
   const wt = r.w.dtype;
   const hasBias = r.bias !== undefined;
   const { w, bias } = weightWindows(r);
   return {
     info: {
       name: GEMV,
-      cacheKey: `${wt}:bias=${hasBias}:m=${maxM}`,
+      cacheKey: `${wt}:bias=${hasBias}:m=${maxM}:lanes=${lanes}`,
       source: () =>
-        assembleWgsl(enables(wt), alias('WT', wt), constBool('HAS_BIAS', hasBias), constU32('MAX_M', maxM), src),
+        assembleWgsl(enables(wt), alias('WT', wt), constBool('HAS_BIAS', hasBias), constU32('MAX_M', maxM), constU32('LANES', lanes), constU32('COLS', cols), src),
       access: ['read', 'read', 'read', 'read_write'],
     },
     bindings: [r.x, w, bias ?? ctx.dummyTensor(), r.y],
     uniforms: linearUniforms(r),
-    workgroups: splitWorkgroups(Math.ceil(r.N / 8), ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+    workgroups: splitWorkgroups(Math.ceil(r.N / cols), ctx.caps.limits.maxComputeWorkgroupsPerDimension),
   };
 }

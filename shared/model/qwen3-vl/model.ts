@@ -6,12 +6,19 @@
 import type { GpuContext } from '../../gpu/context.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
 import { gather } from '../../kernels/embedding/index.ts';
-import { linear } from '../../kernels/linear/index.ts';
 import { rmsNorm } from '../../kernels/norm/index.ts';
 import type { Qwen3VLConfig } from './config.ts';
 import { PagedKvCache } from './kv-cache.ts';
 import { getRopeIndex, MmTokenType, mmTokenTypes } from './rope-index.ts';
-import { type ChunkArgs, type DeepstackInput, type LayerRange, textLayersForward } from './text.ts';
+import {
+  type ChunkArgs,
+  type DecodeBatchArgs,
+  type DeepstackInput,
+  type LayerRange,
+  linearRowGroups,
+  textLayersDecodeBatch,
+  textLayersForward,
+} from './text.ts';
 import type { TraceFn } from './trace.ts';
 import { type Grid, type VisionOutput, visionForward } from './vision.ts';
 import type { GpuWeights } from './weights.gpu.ts';
@@ -19,6 +26,11 @@ import type { GpuWeights } from './weights.gpu.ts';
 export interface VisualInputs {
   /** Official-processor pixel values `[P, 1536]` of all images, and their grids. */
   images?: { pixelValues: Float32Array; grids: readonly Grid[] };
+  /**
+   * Instead of `images`: the images' vision-tower output, already computed (batched with other
+   * requests, or from the vision cache), rows in image order. `prepare` does not release it.
+   */
+  imageFeatures?: { features: VisionOutput; grids: readonly Grid[] };
   videos?: { pixelValues: Float32Array; grids: readonly Grid[] };
 }
 
@@ -83,13 +95,17 @@ export class Qwen3VLModel {
     ids.release();
     const rope = getRopeIndex({
       inputIds,
-      imageGridThw: visual.images?.grids,
+      imageGridThw: visual.imageFeatures?.grids ?? visual.images?.grids,
       videoGridThw: visual.videos?.grids,
       imageTokenId: config.imageTokenId,
       videoTokenId: config.videoTokenId,
       spatialMergeSize: config.vision.spatialMergeSize,
     });
-    const img = visual.images ? this.encodeVision(visual.images.pixelValues, visual.images.grids, trace) : null;
+    const img = visual.imageFeatures
+      ? visual.imageFeatures.features
+      : visual.images
+        ? this.encodeVision(visual.images.pixelValues, visual.images.grids, trace)
+        : null;
     const vid = visual.videos ? this.encodeVision(visual.videos.pixelValues, visual.videos.grids, trace) : null;
     // Scatter: runs of image pads take rows of img.merged in order, runs of video pads of vid.merged.
     const types = mmTokenTypes(inputIds, config.imageTokenId, config.videoTokenId);
@@ -129,7 +145,7 @@ export class Qwen3VLModel {
     if (imgRow !== nImg || vidRow !== (vid?.tokens ?? 0)) {
       throw new RangeError(`prompt has ${imgRow} image and ${vidRow} video pad tokens for ${nImg} and ${vid?.tokens ?? 0} vision features`);
     }
-    img?.release();
+    if (!visual.imageFeatures) img?.release();
     vid?.release();
     return {
       embeds,
@@ -147,6 +163,11 @@ export class Qwen3VLModel {
   /** Runs this model's layers over a chunk (see `textLayersForward`). */
   forward(kv: PagedKvCache, args: ChunkArgs, range: LayerRange = this.layers): void {
     textLayersForward(this.ctx, this.config, this.weights, kv, range, args);
+  }
+
+  /** One decode step of several sequences (see `textLayersDecodeBatch`). */
+  decodeBatch(kv: PagedKvCache, args: DecodeBatchArgs, range: LayerRange = this.layers): void {
+    textLayersDecodeBatch(this.ctx, this.config, this.weights, kv, range, args);
   }
 
   /**
@@ -168,7 +189,8 @@ export class Qwen3VLModel {
     });
     trace?.('text.final_norm', normed, { shape: [rows, Hd] });
     const logits = ctx.empty([rows, V], 'f32', 'logits');
-    linear(ctx, { x: normed, w: this.lmHeadWeight(), y: logits, M: rows, N: V, K: Hd });
+    // Row groups: a row's logits do not depend on how many rows are computed with it.
+    linearRowGroups(ctx, { x: normed, w: this.lmHeadWeight(), y: logits, M: rows, N: V, K: Hd });
     normed.release();
     return logits;
   }
