@@ -1,5 +1,6 @@
 /** The `vlmesh` command line: dispatches sub-commands and turns typed errors into exit codes. */
 import { VlmeshError } from '../../shared/errors.ts';
+import { benchCommand } from './bench.ts';
 import { chatCommand } from './chat.ts';
 import { doctorCommand } from './doctor.ts';
 import { evalCaseCommand } from './eval-case.ts';
@@ -13,7 +14,10 @@ commands:
   serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16] [--served-model-name N]
           [--max-body-mb MB] [--max-tokens N] [--media-allow-host HOST|CIDR]... [--media-timeout-s S]
           [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S]
-                                    serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080)
+          [--fallback-url URL] [--fallback-api-key K] [--fallback-model NAME] [--fallback-timeout-s S]
+          [--fallback-probe-s S]
+                                    serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080);
+                                    what this node cannot serve goes to the --fallback-url upstream
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
   chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"
                                     one chat turn, streamed
@@ -28,6 +32,7 @@ commands:
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
+  bench: benchCommand,
   doctor: doctorCommand,
   'eval-case': evalCaseCommand,
   chat: chatCommand,
@@ -45,6 +50,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!run) {
     process.stderr.write(`vlmesh: unknown command "${cmd}"\n\n${USAGE}`);
     return 2;
+  }
+  // `vlmesh serve --help` and the like: the options of every command are in the usage text.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
   }
   try {
     return await run(rest);

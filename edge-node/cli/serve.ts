@@ -1,17 +1,23 @@
 /**
- * `vlmesh serve [--model DIR]`: the edge node. With a model it serves the OpenAI-compatible API
- * (`/v1/chat/completions`, `/v1/models`) from a `LocalEngine` on this machine's GPU; without one,
- * the doctor page and `/health` (chat answers 503).
+ * `vlmesh serve [--model DIR] [--fallback-url U]`: the edge node. With a model it serves the
+ * OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`) from a `LocalEngine` on this
+ * machine's GPU; without one, the doctor page and `/health` (chat answers 503). With
+ * `--fallback-url`, what this node cannot serve goes to that OpenAI-compatible upstream (see
+ * server/fallback.ts); with it and no usable GPU, the node serves through the upstream alone.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { basename, resolve } from 'node:path';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
+import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
+import { RedisUrlError, RedisVisionCache } from '../io/redis-vision-cache.ts';
+import { DeviceLostError, GpuOutOfMemoryError, NoAdapterError, UnsupportedAdapterError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
 import { createDawnContext } from '../gpu/dawn.ts';
 import { nodeImageDecoders } from '../io/image-decoders.ts';
 import { type OpenedModel, openModelDir } from '../io/model-dir.ts';
+import { DEFAULT_PROBE_INTERVAL_S, DEFAULT_RESPONSE_TIMEOUT_S, FallbackUrlError, normalizeFallbackUrl, UpstreamFallback } from '../server/fallback.ts';
 import { startServer } from '../server/http.ts';
 import { parseCidr } from '../server/media-fetch.ts';
 import {
@@ -51,6 +57,63 @@ function readKeysFile(path: string): string[] {
   return keys;
 }
 
+/** The `--fallback-*` flags as one UpstreamFallback, or null without `--fallback-url`. */
+function fallbackFrom(values: {
+  'fallback-url'?: string;
+  'fallback-api-key'?: string;
+  'fallback-model'?: string;
+  'fallback-timeout-s'?: string;
+  'fallback-probe-s'?: string;
+}): UpstreamFallback | null {
+  const url = values['fallback-url'];
+  if (url === undefined) {
+    for (const flag of ['fallback-api-key', 'fallback-model', 'fallback-timeout-s', 'fallback-probe-s'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --fallback-url URL`);
+    }
+    return null;
+  }
+  try {
+    normalizeFallbackUrl(url);
+  } catch (e) {
+    if (e instanceof FallbackUrlError) throw new UsageError(`--fallback-url: ${e.message}`);
+    throw e;
+  }
+  // The key may come from the environment, so that it stays out of the process list.
+  const apiKey = values['fallback-api-key'] ?? process.env.VLMESH_FALLBACK_API_KEY;
+  if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--fallback-api-key must not be empty');
+  const model = values['fallback-model'];
+  if (model !== undefined && model.trim() === '') throw new UsageError('--fallback-model must not be empty');
+  return new UpstreamFallback({
+    url,
+    ...(apiKey ? { apiKey: apiKey.trim() } : {}),
+    ...(model ? { model } : {}),
+    responseTimeoutMs: positiveNumber('fallback-timeout-s', values['fallback-timeout-s'], DEFAULT_RESPONSE_TIMEOUT_S, false) * 1000,
+    probeIntervalMs: positiveNumber('fallback-probe-s', values['fallback-probe-s'], DEFAULT_PROBE_INTERVAL_S, false) * 1000,
+    onHealthChange: (h) =>
+      process.stderr.write(
+        `${JSON.stringify({ ts: new Date().toISOString(), level: h.healthy ? 'info' : 'warn', msg: 'fallback_health', url: h.url, healthy: h.healthy, ...(h.healthy ? {} : { error: h.lastError }) })}\n`,
+      ),
+  });
+}
+
+/** The shared vision cache on Redis; a malformed URL is a usage error. */
+function redisVisionCache(url: string, ttlS: number): VisionCache {
+  try {
+    return new RedisVisionCache({
+      url,
+      ttlS,
+      onError: (e) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: 'vision_cache_error', error: e.message })}\n`),
+    });
+  } catch (e) {
+    if (e instanceof RedisUrlError) throw new UsageError(`--redis-url: ${e.message}`);
+    throw e;
+  }
+}
+
+/** GPU failures that leave a node with a fallback serving through the upstream alone. */
+const isGpuUnavailable = (e: unknown) =>
+  e instanceof NoAdapterError || e instanceof UnsupportedAdapterError || e instanceof GpuOutOfMemoryError || e instanceof DeviceLostError;
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     model: { type: 'string' },
@@ -66,14 +129,25 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'max-body-mb': { type: 'string' },
     'max-tokens': { type: 'string' },
     'fallback-url': { type: 'string' },
+    'fallback-api-key': { type: 'string' },
+    'fallback-model': { type: 'string' },
+    'fallback-timeout-s': { type: 'string' },
+    'fallback-probe-s': { type: 'string' },
     'media-timeout-s': { type: 'string' },
     'max-image-mb': { type: 'string' },
     'max-video-mb': { type: 'string' },
     'max-video-s': { type: 'string' },
     'media-allow-host': { type: 'string', multiple: true },
+    'max-num-seqs': { type: 'string' },
+    'kv-cache-mb': { type: 'string' },
+    'no-prefix-cache': { type: 'boolean', default: false },
+    'session-ttl-s': { type: 'string' },
+    'vision-cache-mb': { type: 'string' },
+    'vision-cache-ttl-s': { type: 'string' },
+    'no-vision-cache': { type: 'boolean', default: false },
+    'redis-url': { type: 'string' },
     kiosk: { type: 'boolean', default: false },
   });
-  if (values['fallback-url'] !== undefined) throw new UsageError('--fallback-url: the cloud fallback is not available in this version');
   if (values.kiosk) throw new UsageError('--kiosk: the kiosk page is not available in this version');
   const dtype = values.dtype;
   if (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got "${dtype}"`);
@@ -98,42 +172,76 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxVideoSeconds: positiveNumber('max-video-s', values['max-video-s'], DEFAULT_MAX_VIDEO_S, false),
     allowHosts,
   };
+  const fallback = fallbackFrom(values);
+  const maxNumSeqs = positiveNumber('max-num-seqs', values['max-num-seqs'], 16, true);
+  const kvCacheBytes = values['kv-cache-mb'] === undefined ? undefined : Math.floor(positiveNumber('kv-cache-mb', values['kv-cache-mb'], 1, false) * 2 ** 20);
+  const sessionTtlMs = positiveNumber('session-ttl-s', values['session-ttl-s'], 300, false) * 1000;
+  const visionTtlS = positiveNumber('vision-cache-ttl-s', values['vision-cache-ttl-s'], 3600, false);
+  if (values['no-vision-cache'] && (values['redis-url'] !== undefined || values['vision-cache-mb'] !== undefined)) {
+    throw new UsageError('--no-vision-cache contradicts --redis-url / --vision-cache-mb');
+  }
+  // Parsed now so a bad URL is a usage error before any model loads.
+  const visionCache: VisionCache | undefined = values['no-vision-cache']
+    ? undefined
+    : values['redis-url'] !== undefined
+      ? redisVisionCache(values['redis-url'], visionTtlS)
+      : new MemoryVisionCache({ maxBytes: positiveNumber('vision-cache-mb', values['vision-cache-mb'], 512, false) * 2 ** 20, ttlMs: visionTtlS * 1000 });
 
   let ctx: GpuContext | null = null;
   let opened: OpenedModel | null = null;
   let engine: Engine | null = null;
   let maxModelLen = maxModelLenArg;
   if (values.model !== undefined) {
-    ctx = await createDawnContext({ label: 'vlmesh-serve' });
-    const progress = (done: number, total: number) => {
-      if (process.stderr.isTTY) process.stderr.write(`\rloading weights ${done}/${total}`);
-    };
-    const dir: string = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
-    opened = await openModelDir(ctx, dir, { onProgress: progress, dtype });
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-    const { tokenizer, template } = opened;
-    if (!tokenizer || !template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
-    maxModelLen ??= opened.config.text.maxPositionEmbeddings;
-    engine = new LocalEngine({
-      // Default name: the repo id when pulled from the hub, else the directory's name.
-      modelId: values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model),
-      model: { ...opened, tokenizer, template },
-      eosTokenIds: opened.generation?.eosTokenIds ?? [],
-      decoders: nodeImageDecoders(),
-      videoProcessor: opened.videoProcessor,
-      maxModelLen,
-    });
-    media.videoSampling = opened.videoSampling;
+    try {
+      ctx = await createDawnContext({ label: 'vlmesh-serve' });
+      const progress = (done: number, total: number) => {
+        if (process.stderr.isTTY) process.stderr.write(`\rloading weights ${done}/${total}`);
+      };
+      const dir: string = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
+      opened = await openModelDir(ctx, dir, { onProgress: progress, dtype });
+      if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+      const { tokenizer, template } = opened;
+      if (!tokenizer || !template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
+      maxModelLen ??= opened.config.text.maxPositionEmbeddings;
+      engine = new LocalEngine({
+        // Default name: the repo id when pulled from the hub, else the directory's name.
+        modelId: values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model),
+        model: { ...opened, tokenizer, template },
+        eosTokenIds: opened.generation?.eosTokenIds ?? [],
+        decoders: nodeImageDecoders(),
+        videoProcessor: opened.videoProcessor,
+        maxModelLen,
+        maxNumSeqs,
+        kvCacheBytes,
+        prefixCaching: !values['no-prefix-cache'],
+        sessionTtlMs,
+        visionCache,
+      });
+      media.videoSampling = opened.videoSampling;
+    } catch (e) {
+      if (!fallback || !isGpuUnavailable(e)) throw e;
+      // No adapter, or the model does not fit on it: this node still serves, through the upstream.
+      process.stderr.write(`vlmesh serve: cannot run ${values.model} here (${(e as Error).message.split('\n')[0]}); serving through the fallback upstream only\n`);
+      opened?.release();
+      opened = null;
+      ctx?.destroy();
+      ctx = null;
+      maxModelLen = maxModelLenArg;
+    }
   }
   const server = await startServer({
     host: values.host,
     port,
     doctor: doctorReport,
     gpuMemoryBytes: () => (ctx ? ctx.pool.stats.bytesInUse + ctx.pool.stats.bytesFree : null),
-    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: maxModelLen, media, maxQueue, rateLimitPerMinute },
+    api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: maxModelLen, media, maxQueue, rateLimitPerMinute, fallback },
   });
+  fallback?.start();
   const addr = server.address() as AddressInfo;
-  const what = engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model';
+  const what = [
+    engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model',
+    ...(fallback ? [`fallback upstream ${fallback.baseUrl.href}`] : []),
+  ].join(', ');
   console.log(`vlmesh serving on http://${addr.address}:${addr.port}/  ${what}  (Ctrl-C to stop)`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -143,7 +251,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  fallback?.close();
   await engine?.close();
+  await visionCache?.close();
   opened?.release();
   ctx?.destroy();
   return 0;

@@ -2,7 +2,8 @@
  * The edge node's HTTP server: the doctor page, `/health`, `/metrics` (Prometheus), the adapter
  * report, and the OpenAI-compatible API under `/v1/` (openai-api.ts); the chat UI and mesh
  * signaling mount here as they land. Every `/v1/` request gets an `x-request-id` and one JSON log
- * line on stderr (log.ts).
+ * line on stderr (log.ts). With a cloud fallback, `/health` also shows the upstream's state
+ * (`fallback: {url, healthy, lastError, …}`, never its key) and `/metrics` its health gauge.
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -58,7 +59,12 @@ export async function startServer(options: ServeOptions): Promise<Server> {
   const publicDir = options.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url));
   let cachedReport: Promise<DoctorReport> | null = null;
   const api = createOpenAiApi(options.api ?? { engine: null });
-  const metrics = new ServingMetrics({ engineStats: () => options.api?.engine?.stats() ?? null, gpuMemoryBytes: options.gpuMemoryBytes });
+  const fallback = options.api?.fallback ?? null;
+  const metrics = new ServingMetrics({
+    engineStats: () => options.api?.engine?.stats() ?? null,
+    gpuMemoryBytes: options.gpuMemoryBytes,
+    ...(fallback ? { fallbackHealthy: () => fallback.healthy } : {}),
+  });
   const observe = requestObserver({ metrics, sink: options.logSink });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -73,7 +79,10 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       return;
     }
     if (path === '/health') {
-      sendJson(res, 200, { status: 'ok' });
+      // Alive is 200 either way; 'degraded' when neither a local model nor the upstream can serve.
+      const upstream = fallback?.health();
+      const degraded = upstream !== undefined && !upstream.healthy && !options.api?.engine;
+      sendJson(res, 200, { status: degraded ? 'degraded' : 'ok', ...(upstream ? { fallback: upstream } : {}) });
       return;
     }
     if (path === '/metrics') {

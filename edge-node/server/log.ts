@@ -5,8 +5,12 @@
  * code), and at its end one JSON log line on stderr plus the `vlmesh:` request metrics.
  *
  *   http.ts: beginRequest(req, res) ─► openai-api.ts: requestIdOf(res) as the completion id,
- *            observeGeneration(res, engine.stream(…)), noteError(res, code)
- *         ─► res 'close' ─► one log line {request_id, method, path, status, …} + metrics
+ *            observeGeneration(res, engine.stream(…)), noteError(res, code),
+ *            or, sent upstream: noteFallback(res, …) ─► noteUpstreamResult(res, …)
+ *         ─► res 'close' ─► one log line {request_id, method, path, status, served_by, …} + metrics
+ *
+ * `served_by` (the metrics' `path` label) says which path answered: `local` (this node's engine)
+ * or `fallback` (the cloud upstream; `fallback_reason` says why it went there).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -32,6 +36,10 @@ export interface RequestContext {
   errorCode?: string;
   /** True once a generation reached its `done` event. */
   done?: boolean;
+  /** Why the request was sent to the fallback upstream (even if it could not be reached). */
+  fallbackReason?: string;
+  /** Why the fallback upstream could not take it. */
+  upstreamError?: string;
 }
 
 /** One request's log line. Keys are snake_case, absent facts are left out. */
@@ -50,6 +58,10 @@ export interface RequestLogLine {
   ttft_ms?: number;
   finish_reason?: string;
   error_code?: string;
+  /** Which path answered: `local` or `fallback`. */
+  served_by: ServePath;
+  fallback_reason?: string;
+  upstream_error?: string;
 }
 
 /** Where log lines go (stderr by default; tests pass their own). */
@@ -73,6 +85,53 @@ export function requestIdOf(res: ServerResponse): string | undefined {
 export function noteError(res: ServerResponse, code: string): void {
   const c = contexts.get(res);
   if (c) c.errorCode = code;
+}
+
+/** Notes that the request is being forwarded to the fallback upstream, why, and under which model name. */
+export function noteFallback(res: ServerResponse, reason: string, model: string): void {
+  const c = contexts.get(res);
+  if (!c) return;
+  c.servePath = 'fallback';
+  c.fallbackReason = reason;
+  c.model = model;
+  // A local failure that sent it upstream is not this request's outcome any more.
+  c.errorCode = undefined;
+  c.upstreamError = undefined;
+}
+
+/**
+ * Notes that the fallback upstream could not take the request. `nothingLocal`: the answer is
+ * the fallback's own 503 (counted under `fallback`); else the local answer stands (`local`).
+ */
+export function noteFallbackUnreachable(res: ServerResponse, reason: string, error: string, nothingLocal: boolean): void {
+  const c = contexts.get(res);
+  if (!c) return;
+  c.servePath = nothingLocal ? 'fallback' : 'local';
+  c.fallbackReason = reason;
+  c.upstreamError = error;
+}
+
+/** What the upstream answered (see fallback.ts `UpstreamResult`). */
+export interface UpstreamFacts {
+  status: number;
+  done: boolean;
+  finishReason?: string;
+  promptTokens?: number;
+  completionTokens?: number;
+  ttft?: number;
+  errorCode?: string;
+}
+
+/** Notes the upstream's answer to a forwarded request; call it before the response ends. */
+export function noteUpstreamResult(res: ServerResponse, r: UpstreamFacts): void {
+  const c = contexts.get(res);
+  if (!c) return;
+  c.done = r.done;
+  if (r.finishReason !== undefined) c.finishReason = r.finishReason;
+  if (r.promptTokens !== undefined) c.promptTokens = r.promptTokens;
+  if (r.completionTokens !== undefined) c.completionTokens = r.completionTokens;
+  if (r.ttft !== undefined) c.ttft = r.ttft;
+  if (r.errorCode !== undefined) c.errorCode = r.errorCode;
 }
 
 /**
@@ -138,12 +197,15 @@ export function requestObserver(o: RequestObserverOptions): (req: IncomingMessag
       const disconnected = !res.writableFinished;
       const status = res.headersSent ? res.statusCode : 499;
       if (c.done && !disconnected) {
+        const local = c.servePath === 'local';
+        // An upstream's answer may not say its token counts (a stream without include_usage) or
+        // when its first token came (a non-streamed answer): those stay unrecorded.
         o.metrics.recordRequest({
           path: c.servePath,
           finishReason: c.finishReason ?? 'stop',
-          promptTokens: c.promptTokens ?? 0,
-          completionTokens: c.completionTokens ?? 0,
-          ttft: c.ttft ?? seconds,
+          promptTokens: c.promptTokens ?? (local ? 0 : undefined),
+          completionTokens: c.completionTokens ?? (local ? 0 : undefined),
+          ttft: c.ttft ?? (local ? seconds : undefined),
           e2e: seconds,
         });
       } else if (disconnected && c.model !== undefined && !c.errorCode) {
@@ -167,6 +229,9 @@ export function requestObserver(o: RequestObserverOptions): (req: IncomingMessag
         ...(c.ttft !== undefined ? { ttft_ms: round(c.ttft * 1000, 1) } : {}),
         ...(c.finishReason !== undefined ? { finish_reason: c.finishReason } : {}),
         ...(c.errorCode !== undefined ? { error_code: c.errorCode } : {}),
+        served_by: c.servePath,
+        ...(c.fallbackReason !== undefined ? { fallback_reason: c.fallbackReason } : {}),
+        ...(c.upstreamError !== undefined ? { upstream_error: c.upstreamError } : {}),
       };
       sink(JSON.stringify(line));
     });

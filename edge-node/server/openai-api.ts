@@ -8,7 +8,14 @@
  *           ─► fields (400) ─► model (404) ─► queue full (429) ─► engine: first event or error
  *              (400 bad image / prompt too long for the context / 500) ─► answer
  *
- * A client that disconnects aborts its generation, so the queue moves on.
+ * With a cloud fallback (fallback.ts), the outcomes this node cannot serve go upstream instead,
+ * while the upstream is healthy: no model loaded, a model other than the local one, `max_tokens`
+ * or the prompt over the local context, queue full, and an engine failure before the first byte
+ * reached the client. Client errors (401, rate limit, bad JSON or fields, bad images) never do.
+ * When the upstream cannot be reached the local error stands, or 503 `upstream_unavailable` when
+ * there was nothing local to say.
+ *
+ * A client that disconnects aborts its generation (local or upstream), so the queue moves on.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,12 +26,14 @@ import {
   type FinishReason,
   type ParsedChatRequest,
   parseChatRequest,
+  parsePriority,
 } from '../../shared/api/chat-completions.ts';
 import { ApiError, ApiErrorType } from '../../shared/api/errors.ts';
 import { extractToolCalls, ToolCallStreamParser } from '../../shared/api/tool-calls.ts';
 import type { Engine, GenerationEvent } from '../../shared/engine/engine.ts';
 import { VlmeshError } from '../../shared/errors.ts';
-import { noteError, observeGeneration, requestIdOf } from './log.ts';
+import { type FallbackReason, fallbackReasonFor, isMaxTokensError, type UpstreamFallback } from './fallback.ts';
+import { noteError, noteFallback, noteFallbackUnreachable, noteUpstreamResult, observeGeneration, requestIdOf } from './log.ts';
 import { type MediaOptions, resolveRequestMedia } from './media-resolve.ts';
 import { RateLimiter } from './rate-limit.ts';
 
@@ -45,6 +54,21 @@ export interface OpenAiApiOptions {
   maxQueue?: number;
   /** Chat requests per minute per API key (per client IP without keys); absent = no limit. */
   rateLimitPerMinute?: number;
+  /** The cloud fallback for what this node cannot serve; absent = none. */
+  fallback?: UpstreamFallback | null;
+}
+
+/** `max_tokens` bound when a fallback upstream judges it (this node has no context to check against). */
+const UNBOUNDED_MAX_TOKENS = Number.MAX_SAFE_INTEGER;
+
+/** What a request that goes upstream with nothing local to say is told when the upstream is down. */
+function upstreamUnavailable(why: string, detail: string | null, timedOut = false): ApiError {
+  return new ApiError(
+    timedOut ? 504 : 503,
+    ApiErrorType.Unavailable,
+    timedOut ? 'upstream_timeout' : 'upstream_unavailable',
+    `${why}, and the fallback upstream is unavailable${detail ? `: ${detail}` : ''}; retry later`,
+  );
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -147,7 +171,13 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
   const created = Math.floor(Date.now() / 1000);
   const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
   const limiter = o.rateLimitPerMinute ? new RateLimiter(o.rateLimitPerMinute) : null;
-  const parseOptions = { defaultMaxTokens: o.defaultMaxTokens ?? 1024, maxTokensLimit: o.maxTokensLimit ?? 32768, remoteMedia: o.media !== undefined };
+  const fallback = o.fallback ?? null;
+  const parseOptions = {
+    defaultMaxTokens: o.defaultMaxTokens ?? 1024,
+    // Without a model here, the upstream judges max_tokens against its own context.
+    maxTokensLimit: !o.engine && fallback ? UNBOUNDED_MAX_TOKENS : (o.maxTokensLimit ?? 32768),
+    remoteMedia: o.media !== undefined,
+  };
 
   const authorized = (req: IncomingMessage): boolean => {
     if (keys.length === 0) return true;
@@ -165,11 +195,34 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
     return keys.length && m ? `key:${digest(m[1].trim()).toString('hex')}` : `ip:${req.socket.remoteAddress ?? '?'}`;
   };
 
-  const models = (res: ServerResponse) =>
-    sendJson(res, 200, {
-      object: 'list',
-      data: o.engine ? [{ id: o.engine.modelId, object: 'model', created, owned_by: 'vlmesh', root: o.engine.modelId, parent: null }] : [],
-    });
+  /** The local model, then the healthy upstream's (requests for those go upstream). */
+  const models = (res: ServerResponse) => {
+    const data: { id: string; object: string; [key: string]: unknown }[] = o.engine
+      ? [{ id: o.engine.modelId, object: 'model', created, owned_by: 'vlmesh', root: o.engine.modelId, parent: null }]
+      : [];
+    for (const m of fallback?.models() ?? []) if (!data.some((d) => d.id === m.id)) data.push(m);
+    sendJson(res, 200, { object: 'list', data });
+  };
+
+  /**
+   * Sends the request upstream. When the upstream is down or cannot be reached, the local answer
+   * stands: `local` is the error this node would have given, or (a string) why this node has
+   * nothing to say, which becomes a 503 `upstream_unavailable`.
+   */
+  const toUpstream = async (json: Record<string, unknown>, res: ServerResponse, reason: FallbackReason, local: ApiError | string): Promise<void> => {
+    const standing = (detail: string | null, timedOut = false) => (typeof local === 'string' ? upstreamUnavailable(local, detail, timedOut) : local);
+    if (!fallback) throw standing(null);
+    if (!fallback.healthy) {
+      const detail = fallback.health().lastError;
+      noteFallbackUnreachable(res, reason, detail ?? 'unhealthy', typeof local === 'string');
+      throw standing(detail);
+    }
+    noteFallback(res, reason, fallback.upstreamModel(String(json.model)));
+    const outcome = await fallback.forward(json, res, { requestId: requestIdOf(res), onResult: (r) => noteUpstreamResult(res, r) });
+    if (outcome.kind !== 'unreachable') return;
+    noteFallbackUnreachable(res, reason, outcome.error, typeof local === 'string');
+    throw standing(outcome.error, outcome.timedOut);
+  };
 
   const chat = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req, maxBody);
@@ -179,9 +232,25 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
     } catch (e) {
       throw new ApiError(400, ApiErrorType.InvalidRequest, 'invalid_json', `the request body is not valid JSON: ${(e as Error).message}`);
     }
-    const parsed = parseChatRequest(json, parseOptions);
+    let parsed: ParsedChatRequest;
+    // With a fallback, a max_tokens over this node's context is the upstream's to judge: when the
+    // request passes without the local bound, that bound was its only fault.
+    let overContext: ApiError | null = null;
+    try {
+      parsed = parseChatRequest(json, parseOptions);
+    } catch (e) {
+      if (!fallback || !isMaxTokensError(e)) throw e;
+      parsed = parseChatRequest(json, { ...parseOptions, maxTokensLimit: UNBOUNDED_MAX_TOKENS });
+      overContext = e;
+    }
+    // The scheduling class may also come from a header (the body's `priority` wins).
+    const header = req.headers['x-vlmesh-priority'];
+    if (!parsed.priority && typeof header === 'string') parsed.priority = parsePriority(header, 'x-vlmesh-priority');
+    // parseChatRequest accepted it, so it is a JSON object.
+    const request = json as Record<string, unknown>;
     const engine = o.engine;
     if (!engine) {
+      if (fallback) return toUpstream(request, res, 'no_model', 'this node has no model loaded');
       throw new ApiError(
         503,
         ApiErrorType.Unavailable,
@@ -190,6 +259,7 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
       );
     }
     if (parsed.model !== engine.modelId) {
+      if (fallback) return toUpstream(request, res, 'model_not_local', `the model \`${parsed.model}\` is not served by this node`);
       throw new ApiError(
         404,
         ApiErrorType.InvalidRequest,
@@ -198,17 +268,29 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
         'model',
       );
     }
+    if (overContext) return toUpstream(request, res, 'context_length_exceeded', overContext);
     // Queue full: refuse now rather than wait behind everyone (the estimate: ~1 s a request ahead).
     const waiting = engine.stats().waiting;
     if (waiting >= maxQueue) {
-      throw new RetryLaterError(
+      const full = new RetryLaterError(
         'queue_full',
         `the server is busy: ${waiting} requests are already waiting (the limit is ${maxQueue}); retry later`,
         Math.min(60, Math.max(1, waiting)),
       );
+      if (fallback) return toUpstream(request, res, 'queue_full', full);
+      throw full;
     }
     // Remote images fetched and video decoded here, so their failures are still 400s.
-    await complete(engine, await resolveRequestMedia(parsed, o.media), res);
+    const resolved = await resolveRequestMedia(parsed, o.media);
+    try {
+      await complete(engine, resolved, res);
+    } catch (e) {
+      const err = toApiError(e);
+      // Nothing has reached the client yet: the upstream may still answer in full.
+      const reason = fallback && !res.headersSent && !res.destroyed ? fallbackReasonFor(err) : null;
+      if (reason) return toUpstream(request, res, reason, err);
+      throw err;
+    }
   };
 
   const complete = async (engine: Engine, p: ParsedChatRequest, res: ServerResponse): Promise<void> => {
@@ -229,6 +311,8 @@ export function createOpenAiApi(o: OpenAiApiOptions): (req: IncomingMessage, res
         sampling: p.sampling,
         tools: p.tools,
         ...(p.truncatePrompt ? { truncatePrompt: p.truncatePrompt } : {}),
+        ...(p.priority ? { priority: p.priority } : {}),
+        ...(p.sessionId ? { sessionId: p.sessionId } : {}),
         signal: abort.signal,
       }),
     );

@@ -17,7 +17,7 @@
  * mirror live state (queue, KV cache, GPU memory, the upstream's health) take a `collect` callback
  * read at scrape time.
  */
-import type { EngineStats } from './engine.ts';
+import type { EngineCounters, EngineStats } from './engine.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -112,9 +112,27 @@ abstract class Metric<S> {
   }
 }
 
+export interface CounterOptions extends MetricOptions {
+  /** Called at each scrape with the running total of a source that counts by itself (an engine's counters). */
+  collect?: (c: Counter) => void;
+}
+
 /** A value that only goes up (requests, tokens). */
 export class Counter extends Metric<{ v: number }> {
   readonly type = 'counter' as const;
+  private readonly collect?: (c: Counter) => void;
+  constructor(o: CounterOptions) {
+    super(o);
+    this.collect = o.collect;
+  }
+  /** Sets the total of `labels` from a cumulative source; it never goes down (a source restart keeps the old total). */
+  setTotal(labels: Labels, total: number): void {
+    const s = this.get(labels);
+    if (total > s.v) s.v = total;
+  }
+  protected override refresh(): void {
+    this.collect?.(this);
+  }
   protected initial() {
     return { v: 0 };
   }
@@ -232,7 +250,7 @@ export class Registry {
     this.metrics.set(m.name, m);
     return m;
   }
-  counter(o: MetricOptions): Counter {
+  counter(o: CounterOptions): Counter {
     return this.add(new Counter(o));
   }
   gauge(o: GaugeOptions): Gauge {
@@ -304,6 +322,8 @@ export class ServingMetrics {
   readonly success: Counter;
   readonly errors: Counter;
   readonly visionCacheHits: Counter;
+  /** The engine's own cumulative counters (caches, preemptions, decode batching), read at scrape. */
+  readonly engineCounters: Counter[];
   readonly running: Gauge;
   readonly waiting: Gauge;
   readonly kvUsage: Gauge;
@@ -323,9 +343,23 @@ export class ServingMetrics {
     this.generationTokens = r.counter({ name: 'vlmesh:generation_tokens_total', help: 'Tokens generated.', labelNames: path });
     this.success = r.counter({ name: 'vlmesh:request_success_total', help: 'Requests that finished, by finish reason.', labelNames: ['path', 'finished_reason'] });
     this.errors = r.counter({ name: 'vlmesh:request_errors_total', help: 'Requests answered with an error, by HTTP status and API error code.', labelNames: ['path', 'status', 'code'] });
-    this.visionCacheHits = r.counter({ name: 'vlmesh:vision_cache_hits_total', help: 'Images whose vision-tower output came from the cache.' });
-    this.visionCacheHits.touch();
     const stats = () => o.engineStats?.() ?? null;
+    const fromEngine = (name: string, help: string, key: keyof EngineCounters): Counter => {
+      const c = r.counter({ name, help, collect: (m) => m.setTotal({}, stats()?.counters?.[key] ?? 0) });
+      c.touch();
+      return c;
+    };
+    this.visionCacheHits = fromEngine('vlmesh:vision_cache_hits_total', 'Images whose vision-tower output came from the vision cache.', 'visionCacheHits');
+    this.engineCounters = [
+      fromEngine('vlmesh:vision_cache_misses_total', 'Images looked up in the vision cache and not found.', 'visionCacheMisses'),
+      fromEngine('vlmesh:vision_encoder_images_total', 'Images run through the vision tower.', 'visionImagesEncoded'),
+      fromEngine('vlmesh:vision_encoder_passes_total', 'Vision-tower passes (concurrent images of one resolution share a pass).', 'visionPasses'),
+      fromEngine('vlmesh:prefix_cache_queries_total', 'Prompt tokens looked up in the prefix cache (full blocks).', 'prefixQueriedTokens'),
+      fromEngine('vlmesh:prefix_cache_hits_total', 'Prompt tokens found in the prefix cache (not recomputed).', 'prefixHitTokens'),
+      fromEngine('vlmesh:num_preemptions_total', 'Sequences preempted (KV blocks freed, recomputed later).', 'preemptions'),
+      fromEngine('vlmesh:decode_steps_total', 'Batched decode steps run.', 'decodeSteps'),
+      fromEngine('vlmesh:decode_batch_rows_total', 'Sequences decoded over all decode steps (mean batch = rows / steps).', 'decodeRows'),
+    ];
     this.running = r.gauge({ name: 'vlmesh:num_requests_running', help: 'Requests generating now.', collect: (g) => g.set({}, stats()?.running ?? 0) });
     this.waiting = r.gauge({ name: 'vlmesh:num_requests_waiting', help: 'Requests queued, waiting to run.', collect: (g) => g.set({}, stats()?.waiting ?? 0) });
     this.kvUsage = r.gauge({ name: 'vlmesh:kv_cache_usage_perc', help: 'Fraction of KV-cache blocks in use (1 = full).', collect: (g) => g.set({}, stats()?.kvUsage ?? 0) });

@@ -56,7 +56,7 @@ describe('vlmesh serve: gateway limits', () => {
     server = await startServe([
       '--model', `${golden}realvocab`, '--dtype', 'f32',
       '--api-key', 'k-rate-a', '--api-keys-file', join(dir, 'keys.txt'),
-      '--max-model-len', String(MAX_MODEL_LEN), '--rate-limit', '3', '--max-queue', '1',
+      '--max-model-len', String(MAX_MODEL_LEN), '--rate-limit', '3', '--max-queue', '1', '--max-num-seqs', '1',
     ]);
   }, 40_000);
   afterAll(async () => {
