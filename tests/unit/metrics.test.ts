@@ -162,3 +162,28 @@ describe('ServingMetrics: the vlmesh: metric set', () => {
     expect(sampleValue(f, 'vlmesh:num_requests_running')).toBe(0);
   });
 });
+
+describe('the Grafana dashboard', () => {
+  it('queries only metrics the server exposes', async () => {
+    const { readFileSync } = await import('node:fs');
+    const dashboard = readFileSync(new URL('../../deploy/grafana/vlmesh-dashboard.json', import.meta.url), 'utf8');
+    const used = new Set([...dashboard.matchAll(/vlmesh:[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+    const exposed = new Set(parsePrometheus(new ServingMetrics({ fallbackHealthy: () => true }).render()).keys());
+    expect(used.size).toBeGreaterThan(15);
+    for (const name of used) expect(exposed, name).toContain(name);
+  });
+
+  it('exposes the engine counters as monotonic counters', () => {
+    let hits = 3;
+    const counters = { prefixQueriedTokens: 64, prefixHitTokens: 32, visionCacheHits: hits, visionCacheMisses: 1, visionImagesEncoded: 1, visionPasses: 1, preemptions: 0, decodeSteps: 5, decodeRows: 9 };
+    const m = new ServingMetrics({ engineStats: () => ({ running: 0, waiting: 0, kvUsage: 0, counters: { ...counters, visionCacheHits: hits } }) });
+    const read = () => parsePrometheus(m.render());
+    expect(sampleValue(read(), 'vlmesh:prefix_cache_hits_total')).toBe(32);
+    expect(sampleValue(read(), 'vlmesh:vision_cache_hits_total')).toBe(3);
+    expect(read().get('vlmesh:decode_steps_total')?.type).toBe('counter');
+    hits = 1; // a restarted source never makes the counter go down
+    expect(sampleValue(read(), 'vlmesh:vision_cache_hits_total')).toBe(3);
+    hits = 7;
+    expect(sampleValue(read(), 'vlmesh:vision_cache_hits_total')).toBe(7);
+  });
+});
