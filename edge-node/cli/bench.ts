@@ -96,7 +96,7 @@ async function benchServe(argv: string[]): Promise<number> {
     },
     true,
   );
-  if (positionals.length > 0) throw new UsageError(`bench serve takes no positional arguments, got "${positionals[0]}"\n${SERVE_USAGE}`);
+  if (positionals.length > 0) throw new UsageError(`bench serve takes no positional arguments, got "${positionals[0]}"`);
   let url: string;
   try {
     url = normalizeServerUrl(values.url, values['allow-remote']);

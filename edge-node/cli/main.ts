@@ -13,11 +13,16 @@ const USAGE = `usage: vlmesh <command> [options]
 commands:
   serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16] [--served-model-name N]
           [--max-body-mb MB] [--max-tokens N] [--media-allow-host HOST|CIDR]... [--media-timeout-s S]
-          [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S]
+          [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S] [--api-keys-file F] [--rate-limit N]
+          [--max-queue N] [--max-model-len N] [--max-num-seqs N] [--kv-cache-mb MB] [--no-prefix-cache]
+          [--session-ttl-s S] [--vision-cache-mb MB] [--vision-cache-ttl-s S] [--redis-url URL] [--no-vision-cache]
           [--fallback-url URL] [--fallback-api-key K] [--fallback-model NAME] [--fallback-timeout-s S]
           [--fallback-probe-s S]
                                     serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080);
                                     what this node cannot serve goes to the --fallback-url upstream
+  bench serve [--url URL] [--model NAME] [--api-key K] [--requests N] [--concurrency C] [--max-tokens T]
+          [--prompt TEXT] [--image FILE] [--turns K] [--session] [--temperature T] [--timeout-s S] [--allow-remote] [--json]
+                                    load-test a running OpenAI-compatible server on loopback (TTFT, ITL, TPOT, throughput)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
   chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"
                                     one chat turn, streamed

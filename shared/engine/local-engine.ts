@@ -515,7 +515,8 @@ export class LocalEngine implements Engine {
       // Adopt cached blocks of the prefix; at least the last token is always computed.
       const adopt = this.o.prefixCaching === false ? [] : this.hashesUpTo(s, Math.floor((target - 1) / this.blockSize));
       const hit = blocks.adoptPrefix(s.id, adopt);
-      const need = blocks.blocksNeeded(s.id, target - hit) + 1; // +1: room for the first decode step
+      // Room for the tokens to compute and the first token it decodes next.
+      const need = blocks.blocksNeeded(s.id, target - hit + 1);
       while (need > blocks.freeBlocks && this.dropOldestSession()) {}
       if (need > blocks.freeBlocks) {
         blocks.release(s.id);

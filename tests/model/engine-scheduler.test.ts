@@ -116,6 +116,18 @@ describe.skipIf(!ctx)('LocalEngine: continuous batching, caches, priorities', as
     await solo.close();
   });
 
+  it('serves a request that fills the KV cache exactly, and refuses one that cannot fit', async () => {
+    const bytesPerToken = 2 * 3 * 2 * 16 * 4;
+    const e = engine({ blockSize: 4, kvCacheBytes: bytesPerToken * 4 * 10 }); // 40 tokens
+    const fits = await collect(e.stream(request(CASES[4], {}, 2))); // 38-token prompt + 2
+    expect(fits.tokens).toEqual(CASES[4].generated_ids.data.slice(0, 2));
+    await expect(collect(e.stream(request(CASES[4], {}, 3)))).rejects.toThrow(/maximum context length is 40 tokens/);
+    // Without max_tokens the request gets what the cache leaves.
+    const auto = await collect(e.stream(request(CASES[4], { sampling: { maxTokens: 64, maxTokensAuto: true, temperature: 0, topP: 1, topK: 0 } })));
+    expect(auto.done.completionTokens).toBe(2);
+    await e.close();
+  });
+
   it('reuses the blocks of an earlier turn (prefix cache) and the image features (vision cache)', async () => {
     const visionCache = new MemoryVisionCache();
     const e = engine({ visionCache });
