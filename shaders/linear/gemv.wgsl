@@ -3,9 +3,9 @@
 // Why it exists: with one row per sequence the matmul is bound by reading W once. Each workgroup
 // of 256 threads computes COLS output columns; LANES threads share a column (COLS × LANES = 256),
 // stride through K with vec4 loads of W (each W element read exactly once), and reduce their
-// partial sums in workgroup memory. All M rows are computed from the same W read. LANES is 32, or
-// the power of two ≥ K/4 when K is small, so short rows do not leave most threads idle (the sums
-// are the same: the lanes dropped would only have added zeros). Requires K % 4 == 0 and aligned x.
+// partial sums in workgroup memory. All M rows are computed from the same W read. LANES is 32 for
+// long rows and fewer for short ones (each lane reads at least 8 vec4s), so small K does not leave
+// most threads idle. A row's result never depends on M. Requires K % 4 == 0 and aligned x.
 //
 // Header from the factory: `alias WT`, `const HAS_BIAS: bool`, `const MAX_M: u32`,
 // `const LANES: u32`, `const COLS: u32`.

@@ -19,9 +19,10 @@ export function gemv(ctx: GpuContext, args: LinearArgs): ProgramCall {
   if (r.M > GEMV_MAX_M) throw new ShapeError(`${GEMV}: M = ${r.M} rows, at most ${GEMV_MAX_M}`);
   // Rows beyond 4 cost registers on every thread, so specialise on 1, 4 or 8.
   const maxM = r.M <= 1 ? 1 : r.M <= 4 ? 4 : 8;
-  // Threads per column: 32, fewer when K/4 is smaller (idle lanes would only add zeros).
-  let lanes = 4;
-  while (lanes < 32 && lanes < r.K / 4) lanes *= 2;
+  // Threads per column: enough that each reads at least 8 vec4s of its W row, at most 32. Short
+  // rows (small K) then take few threads per column instead of leaving most of 32 idle.
+  let lanes = 1;
+  while (lanes < 32 && lanes * 8 < r.K / 4) lanes *= 2;
   const cols = 256 / lanes;
   const wt = r.w.dtype;
   const hasBias = r.bias !== undefined;
