@@ -405,6 +405,8 @@ export interface LoadOptions {
   maxTokens?: number;
   /** The user message (default DEFAULT_PROMPT); each conversation's first turn is tagged `[n]`. */
   prompt?: string;
+  /** The user message of turns after the first (default: `prompt` again). */
+  followUp?: string;
   /** An image for the first user message of each conversation, as a `data:` URL. */
   imageUrl?: string;
   /** Turns per conversation (default 1). */
@@ -579,7 +581,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const turnsHere = Math.min(turns, requests - c * turns);
       const messages: ChatMessage[] = [];
       for (let t = 0; t < turnsHere && !stop.signal.aborted; t++) {
-        const text = t === 0 ? `[${c + 1}] ${prompt}` : prompt;
+        const text = t === 0 ? `[${c + 1}] ${prompt}` : (options.followUp ?? prompt);
         const content: ChatContent = t === 0 && options.imageUrl ? [{ type: 'image_url', image_url: { url: options.imageUrl } }, { type: 'text', text }] : text;
         messages.push({ role: 'user', content });
         const body: Record<string, unknown> = {

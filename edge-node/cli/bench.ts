@@ -13,7 +13,7 @@ import { BenchUrlError, DEFAULT_PROMPT, formatLoadReport, listModels, normalizeS
 import { parse, UsageError } from './args.ts';
 
 const SERVE_USAGE = `usage: vlmesh bench serve [--url http://127.0.0.1:8080] [--model NAME] [--api-key K]
-         [--requests N] [--concurrency C] [--max-tokens T] [--prompt TEXT] [--image FILE]
+         [--requests N] [--concurrency C] [--max-tokens T] [--prompt TEXT] [--follow-up TEXT] [--image FILE]
          [--turns K] [--session] [--temperature T] [--timeout-s S] [--allow-remote] [--json]`;
 
 function numberFlag(name: string, v: string | undefined, fallback: number, kind: 'int' | 'positive' | 'nonnegative'): number {
@@ -86,6 +86,7 @@ async function benchServe(argv: string[]): Promise<number> {
       concurrency: { type: 'string' },
       'max-tokens': { type: 'string' },
       prompt: { type: 'string' },
+      'follow-up': { type: 'string' },
       image: { type: 'string' },
       turns: { type: 'string' },
       session: { type: 'boolean', default: false },
@@ -113,6 +114,7 @@ async function benchServe(argv: string[]): Promise<number> {
   if (values.model !== undefined && values.model.trim() === '') throw new UsageError('--model must not be empty');
   if (values['api-key'] !== undefined && values['api-key'].trim() === '') throw new UsageError('--api-key must not be empty');
   if (values.prompt !== undefined && values.prompt.trim() === '') throw new UsageError('--prompt must not be empty');
+  if (values['follow-up'] !== undefined && values['follow-up'].trim() === '') throw new UsageError('--follow-up must not be empty');
   const imageUrl = values.image === undefined ? undefined : imageDataUrl(values.image);
   const apiKey = values['api-key']?.trim();
 
@@ -138,6 +140,7 @@ async function benchServe(argv: string[]): Promise<number> {
       concurrency,
       maxTokens,
       prompt: values.prompt ?? DEFAULT_PROMPT,
+      ...(values['follow-up'] !== undefined ? { followUp: values['follow-up'] } : {}),
       imageUrl,
       turns,
       session: values.session,

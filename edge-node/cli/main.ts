@@ -21,7 +21,7 @@ commands:
                                     serve the OpenAI-compatible API and the web page (default 127.0.0.1:8080);
                                     what this node cannot serve goes to the --fallback-url upstream
   bench serve [--url URL] [--model NAME] [--api-key K] [--requests N] [--concurrency C] [--max-tokens T]
-          [--prompt TEXT] [--image FILE] [--turns K] [--session] [--temperature T] [--timeout-s S] [--allow-remote] [--json]
+          [--prompt TEXT] [--follow-up TEXT] [--image FILE] [--turns K] [--session] [--temperature T] [--timeout-s S] [--allow-remote] [--json]
                                     load-test a running OpenAI-compatible server on loopback (TTFT, ITL, TPOT, throughput)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
   chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"

@@ -1,13 +1,17 @@
 /**
- * `vlmesh serve [--model DIR] [--fallback-url U]`: the edge node. With a model it serves the
- * OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`) from a `LocalEngine` on this
- * machine's GPU; without one, the doctor page and `/health` (chat answers 503). With
- * `--fallback-url`, what this node cannot serve goes to that OpenAI-compatible upstream (see
+ * `vlmesh serve [--model DIR] [--fallback-url U] [--kiosk [--kiosk-idle-s N]]`: the edge node. With
+ * a model it serves the OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`) from a
+ * `LocalEngine` on this machine's GPU, and the model's files under `/models/<name>/` for the
+ * in-browser engine; without one, `/health` and the pages (chat answers 503). The chat UI is the
+ * built web app (dist/web, `npm run build:web`); until it is built `/` shows the doctor page.
+ * `--kiosk` makes `/` the kiosk page, which clears itself after `--kiosk-idle-s` (default 120).
+ * With `--fallback-url`, what this node cannot serve goes to that OpenAI-compatible upstream (see
  * server/fallback.ts); with it and no usable GPU, the node serves through the upstream alone.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
 import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
@@ -147,8 +151,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'no-vision-cache': { type: 'boolean', default: false },
     'redis-url': { type: 'string' },
     kiosk: { type: 'boolean', default: false },
+    'kiosk-idle-s': { type: 'string' },
   });
-  if (values.kiosk) throw new UsageError('--kiosk: the kiosk page is not available in this version');
+  if (values['kiosk-idle-s'] !== undefined && !values.kiosk) throw new UsageError('--kiosk-idle-s needs --kiosk');
+  const kioskIdleSeconds = positiveNumber('kiosk-idle-s', values['kiosk-idle-s'], 120, false);
   const dtype = values.dtype;
   if (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got "${dtype}"`);
   if (dtype !== undefined && values.model === undefined) throw new UsageError('--dtype needs --model DIR');
@@ -190,6 +196,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   let ctx: GpuContext | null = null;
   let opened: OpenedModel | null = null;
   let engine: Engine | null = null;
+  let modelFiles: { dir: string; name: string } | null = null;
   let maxModelLen = maxModelLenArg;
   if (values.model !== undefined) {
     try {
@@ -218,6 +225,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         visionCache,
       });
       media.videoSampling = opened.videoSampling;
+      modelFiles = { dir: resolve(dir), name: engine.modelId };
     } catch (e) {
       if (!fallback || !isGpuUnavailable(e)) throw e;
       // No adapter, or the model does not fit on it: this node still serves, through the upstream.
@@ -226,12 +234,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
       opened = null;
       ctx?.destroy();
       ctx = null;
+      modelFiles = null;
       maxModelLen = maxModelLenArg;
     }
+  }
+  const webDir = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+  if (!existsSync(`${webDir}index.html`)) {
+    process.stderr.write('vlmesh serve: the chat UI is not built (run `npm run build:web`, or start with `npm start`); `/` shows the adapter report until then\n');
   }
   const server = await startServer({
     host: values.host,
     port,
+    webDir,
+    kiosk: values.kiosk,
+    kioskIdleSeconds,
+    modelFiles,
     doctor: doctorReport,
     gpuMemoryBytes: () => (ctx ? ctx.pool.stats.bytesInUse + ctx.pool.stats.bytesFree : null),
     api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: maxModelLen, media, maxQueue, rateLimitPerMinute, fallback },
@@ -240,6 +257,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const addr = server.address() as AddressInfo;
   const what = [
     engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model',
+    ...(values.kiosk ? [`kiosk page at / (resets after ${kioskIdleSeconds} s idle)`] : []),
     ...(fallback ? [`fallback upstream ${fallback.baseUrl.href}`] : []),
   ].join(', ');
   console.log(`vlmesh serving on http://${addr.address}:${addr.port}/  ${what}  (Ctrl-C to stop)`);

@@ -1,24 +1,37 @@
 /**
- * The edge node's HTTP server: the doctor page, `/health`, `/metrics` (Prometheus), the adapter
- * report, and the OpenAI-compatible API under `/v1/` (openai-api.ts); the chat UI and mesh
- * signaling mount here as they land. Every `/v1/` request gets an `x-request-id` and one JSON log
- * line on stderr (log.ts). With a cloud fallback, `/health` also shows the upstream's state
+ * The edge node's HTTP server: the web app (`/`, `/donate`, `/kiosk`; web-app.ts) with the doctor
+ * page at `/doctor`, `/health`, `/metrics` (Prometheus), the adapter report, the served model's
+ * files for in-browser engines (`/models/<name>/<file>`; model-files.ts), the donor list of the
+ * coordinator (`/v1/mesh`; mesh-registry.ts) and the OpenAI-compatible API under `/v1/`
+ * (openai-api.ts). Every `/v1/` request gets an `x-request-id` and one JSON log line on stderr
+ * (log.ts). With a cloud fallback, `/health` also shows the upstream's state
  * (`fallback: {url, healthy, lastError, …}`, never its key) and `/metrics` its health gauge.
  */
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROMETHEUS_CONTENT_TYPE, ServingMetrics } from '../../shared/engine/metrics.ts';
 import type { DoctorReport } from '../cli/doctor.ts';
 import { type LogSink, requestObserver } from './log.ts';
+import { DonorRegistry, meshHandler } from './mesh-registry.ts';
+import { modelFilesHandler, modelFilesPath } from './model-files.ts';
 import { createOpenAiApi, type OpenAiApiOptions } from './openai-api.ts';
+import { webAppHandler } from './web-app.ts';
 
 export interface ServeOptions {
   host?: string;
   port?: number;
   /** Directory of static files (defaults to the package's public/). */
   publicDir?: string;
+  /** The built web app (defaults to the package's dist/web). */
+  webDir?: string;
+  /** `--kiosk`: `/` serves the kiosk page. Default false. */
+  kiosk?: boolean;
+  /** Seconds without interaction before the kiosk clears its conversation. Default 120. */
+  kioskIdleSeconds?: number;
+  /** The served model's directory and name: its files are published under `/models/<name>/`. */
+  modelFiles?: { dir: string; name: string } | null;
+  /** The coordinator's donor list (default: a new, empty one). */
+  donors?: DonorRegistry;
   /** Produces the adapter report shown at `/api/doctor`. */
   doctor: () => Promise<DoctorReport>;
   /** The `/v1/` API: its engine (null without a model), keys and limits. Default: no model. */
@@ -28,16 +41,6 @@ export interface ServeOptions {
   /** Where per-request log lines go. Default: stderr. */
   logSink?: LogSink;
 }
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -57,6 +60,17 @@ function errorJson(message: string, type: string, code: string) {
  */
 export async function startServer(options: ServeOptions): Promise<Server> {
   const publicDir = options.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url));
+  const webDir = options.webDir ?? fileURLToPath(new URL('../../dist/web/', import.meta.url));
+  const modelFiles = options.modelFiles ?? null;
+  const app = webAppHandler({
+    webDir,
+    publicDir,
+    kiosk: options.kiosk ?? false,
+    kioskIdleSeconds: options.kioskIdleSeconds ?? 120,
+    model: modelFiles ? { name: modelFiles.name, filesPath: modelFilesPath(modelFiles.name) } : null,
+  });
+  const models = modelFilesHandler(modelFiles);
+  const mesh = meshHandler({ registry: options.donors ?? new DonorRegistry(), apiKeys: options.api?.apiKeys ?? [] });
   let cachedReport: Promise<DoctorReport> | null = null;
   const api = createOpenAiApi(options.api ?? { engine: null });
   const fallback = options.api?.fallback ?? null;
@@ -70,6 +84,15 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     observe(req, res, path);
+    const notFound = () => sendJson(res, 404, errorJson(`no such path ${path}`, 'invalid_request_error', 'not_found'));
+    const failed = (e: unknown) => {
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 500, errorJson(String((e as Error).message), 'server_error', 'internal_error'));
+    };
+    if (path === '/v1/mesh' || path.startsWith('/v1/mesh/')) {
+      mesh(req, res, path).catch(failed);
+      return;
+    }
     if (path === '/v1' || path.startsWith('/v1/')) {
       api(req, res, path);
       return;
@@ -99,19 +122,13 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       );
       return;
     }
-    const file = path === '/' ? 'doctor.html' : path.slice(1);
-    const full = normalize(join(publicDir, file));
-    if (!full.startsWith(publicDir.endsWith(sep) ? publicDir : publicDir + sep)) {
-      sendJson(res, 404, errorJson(`no such path ${path}`, 'invalid_request_error', 'not_found'));
+    if (path.startsWith('/models/')) {
+      models(req, res, path, notFound).catch(failed);
       return;
     }
-    readFile(full).then(
-      (data) => {
-        res.writeHead(200, { 'content-type': TYPES[extname(full)] ?? 'application/octet-stream' });
-        res.end(req.method === 'HEAD' ? undefined : data);
-      },
-      () => sendJson(res, 404, errorJson(`no such path ${path}`, 'invalid_request_error', 'not_found')),
-    );
+    app(req, res, path).then((answered) => {
+      if (!answered) notFound();
+    }, failed);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -64,7 +64,7 @@ describe('vlmesh CLI', () => {
       const health = await fetch(`${url}health`);
       expect(health.status).toBe(200);
       expect(await health.json()).toEqual({ status: 'ok' });
-      const page = await fetch(url);
+      const page = await fetch(`${url}doctor`);
       expect(page.headers.get('content-type')).toContain('text/html');
       expect(await page.text()).toContain('vlmesh doctor');
       const doc = await (await fetch(`${url}api/doctor`)).json();
