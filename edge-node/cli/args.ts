@@ -23,3 +23,14 @@ export function portArg(value: string | undefined, fallback: number): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be an integer 0..65535, got "${value}"`);
   return n;
 }
+
+/** Weight modes `--dtype` takes (`q4`: int4 decoder projections, f16/f32 for the rest). */
+export const MODEL_DTYPES = ['f32', 'f16', 'q4'] as const;
+
+/** Parses `--dtype f32|f16|q4` (undefined stays undefined: the adapter's default). */
+export function dtypeArg(value: string | undefined): (typeof MODEL_DTYPES)[number] | undefined {
+  if (value === undefined) return undefined;
+  const found = MODEL_DTYPES.find((d) => d === value);
+  if (!found) throw new UsageError(`--dtype must be ${MODEL_DTYPES.join(', ')}, got "${value}"`);
+  return found;
+}

@@ -11,7 +11,7 @@ import { createDawnContext } from '../gpu/dawn.ts';
 import { nodeImageDecoders } from '../io/image-decoders.ts';
 import { openModelDir } from '../io/model-dir.ts';
 import { readVideoFrames } from '../io/video-ffmpeg.ts';
-import { parse, UsageError } from './args.ts';
+import { dtypeArg, parse, UsageError } from './args.ts';
 import { progressReporter, resolveModelPath } from './pull.ts';
 
 function numberArg(name: string, v: string | undefined, fallback: number, check: (n: number) => boolean): number {
@@ -46,8 +46,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
   const topK = numberArg('top-k', values['top-k'], 0, (n) => Number.isInteger(n) && n >= 0);
   const seed = numberArg('seed', values.seed, 0, (n) => Number.isSafeInteger(n) && n >= 0);
 
-  const dtype = values.dtype;
-  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got "${dtype}"`);
+  const dtype = dtypeArg(values.dtype);
   const ctx = await createDawnContext({ label: 'vlmesh-chat' });
   try {
     const progress = (done: number, total: number) => {

@@ -14,7 +14,7 @@ import { deepstackForChunk, type VisualInputs } from '../../shared/model/qwen3-v
 import type { TraceFn } from '../../shared/model/qwen3-vl/trace.ts';
 import { createDawnContext } from '../gpu/dawn.ts';
 import { openModelDir } from '../io/model-dir.ts';
-import { parse, UsageError } from './args.ts';
+import { dtypeArg, parse, UsageError } from './args.ts';
 import { progressReporter, resolveModelPath } from './pull.ts';
 
 interface CaseTensor {
@@ -90,7 +90,9 @@ export async function evalCaseCommand(argv: string[]): Promise<number> {
     case: { type: 'string' },
     out: { type: 'string' },
     'max-new-tokens': { type: 'string', default: '8' },
+    dtype: { type: 'string' },
   });
+  const dtype = dtypeArg(values.dtype) ?? 'f32';
   if (!values.model || !values.case || !values.out) throw new UsageError('eval-case needs --model DIR --case CASE.json --out OUT.json');
   const maxNew = Number(values['max-new-tokens']);
   if (!Number.isInteger(maxNew) || maxNew < 1) throw new UsageError(`--max-new-tokens must be a positive integer, got "${values['max-new-tokens']}"`);
@@ -102,7 +104,7 @@ export async function evalCaseCommand(argv: string[]): Promise<number> {
   const ctx = await createDawnContext({ label: 'vlmesh-eval-case' });
   try {
     const dir = await resolveModelPath(values.model, { onProgress: progressReporter(process.stderr) });
-    const m = await openModelDir(ctx, dir, { dtype: 'f32' });
+    const m = await openModelDir(ctx, dir, { dtype });
     const { model, config } = m;
     const visual = await visualInputs(c, dirname(values.case), values.model);
     const snaps: Record<string, Promise<Float32Array>> = {};

@@ -11,7 +11,7 @@ import { synthCommand } from './synth.ts';
 const USAGE = `usage: vlmesh <command> [options]
 
 commands:
-  serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16] [--served-model-name N]
+  serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16|q4] [--served-model-name N]
           [--max-body-mb MB] [--max-tokens N] [--media-allow-host HOST|CIDR]... [--media-timeout-s S]
           [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S] [--api-keys-file F] [--rate-limit N]
           [--max-queue N] [--max-model-len N] [--max-num-seqs N] [--kv-cache-mb MB] [--no-prefix-cache]
@@ -24,10 +24,10 @@ commands:
           [--prompt TEXT] [--follow-up TEXT] [--image FILE] [--turns K] [--session] [--temperature T] [--timeout-s S] [--allow-remote] [--json]
                                     load-test a running OpenAI-compatible server on loopback (TTFT, ITL, TPOT, throughput)
   doctor  [--json]                  show the WebGPU adapter, its features, limits and kernel variants
-  chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16] "prompt"
+  chat    --model DIR [--image FILE]... [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--dtype f32|f16|q4] "prompt"
                                     one chat turn, streamed
-  eval-case --model DIR --case CASE.json --out OUT.json
-                                    run a golden case's inputs through the model (f32) and write its outputs
+  eval-case --model DIR --case CASE.json --out OUT.json [--dtype f32|f16|q4]
+                                    run a golden case's inputs through the model (f32 unless --dtype) and write its outputs
   pull    REPO_ID [--revision R] [--cache-dir D] [--endpoint URL] [--token T]
                                     download a Hugging Face model repo into the hub cache; prints its snapshot dir
   synth   --size tiny|2b|4b|8b --out DIR [--seed S]

@@ -33,7 +33,7 @@ import {
 } from '../server/media-resolve.ts';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUE } from '../server/openai-api.ts';
 import { progressReporter, resolveModelPath } from './pull.ts';
-import { parse, portArg, UsageError } from './args.ts';
+import { dtypeArg, parse, portArg, UsageError } from './args.ts';
 import { doctorReport } from './doctor.ts';
 
 function positiveNumber(name: string, v: string | undefined, fallback: number, integer: boolean): number {
@@ -155,8 +155,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   if (values['kiosk-idle-s'] !== undefined && !values.kiosk) throw new UsageError('--kiosk-idle-s needs --kiosk');
   const kioskIdleSeconds = positiveNumber('kiosk-idle-s', values['kiosk-idle-s'], 120, false);
-  const dtype = values.dtype;
-  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype must be f32 or f16, got "${dtype}"`);
+  const dtype = dtypeArg(values.dtype);
   if (dtype !== undefined && values.model === undefined) throw new UsageError('--dtype needs --model DIR');
   const apiKeys = values['api-key'] ?? [];
   if (apiKeys.some((k) => k.trim() === '')) throw new UsageError('--api-key must not be empty');

@@ -13,7 +13,7 @@ import {
 import { openQwen3VLCheckpoint, checkpointUploader } from '../../shared/model/qwen3-vl/checkpoint.ts';
 import type { Qwen3VLConfig } from '../../shared/model/qwen3-vl/config.ts';
 import type { GenerationConfig } from '../../shared/model/qwen3-vl/generation-config.ts';
-import { loadWeights } from '../../shared/model/qwen3-vl/load.ts';
+import { loadWeights, type ModelDType } from '../../shared/model/qwen3-vl/load.ts';
 import { Qwen3VLModel } from '../../shared/model/qwen3-vl/model.ts';
 import { ChatTemplate, resolveChatTemplate, specialTokenVariables } from '../../shared/text/chat-template.ts';
 import { Tokenizer } from '../../shared/text/tokenizer.ts';
@@ -45,8 +45,11 @@ function videoSamplingFromJson(json: Record<string, unknown> | null): VideoSampl
 }
 
 export interface OpenModelOptions {
-  /** Weight dtype on the GPU; default f16 where the adapter has shader-f16, else f32. */
-  dtype?: 'f32' | 'f16';
+  /**
+   * Weight dtype on the GPU; default f16 where the adapter has shader-f16, else f32. `q4`
+   * quantizes the decoder projections at load time (the rest in the adapter's default).
+   */
+  dtype?: ModelDType;
   onProgress?: (done: number, total: number, name: string) => void;
 }
 

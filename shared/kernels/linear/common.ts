@@ -29,6 +29,26 @@ export interface ResolvedLinear extends Required<Omit<LinearArgs, 'bias'>> {
   bias?: Tensor;
 }
 
+/** The x/y side of resolved linear arguments (shared with the q4 kernels). */
+export type ResolvedLinearRows = Required<Omit<LinearArgs, 'bias' | 'w'>>;
+
+/** Checks M, N, K, strides and that x and y hold the rows they are asked for. */
+export function checkLinearRows(name: string, r: ResolvedLinearRows): void {
+  for (const [k, v] of Object.entries({ M: r.M, N: r.N, K: r.K })) {
+    if (!Number.isInteger(v) || v <= 0) throw new ShapeError(`${name}: ${k} must be a positive integer, got ${v}`);
+  }
+  expectTensor(r.x, `${name} x`, { dtype: 'f32' });
+  expectTensor(r.y, `${name} y`, { dtype: 'f32' });
+  if (r.ldx < r.K) throw new ShapeError(`${name}: ldx ${r.ldx} < K ${r.K}`);
+  if (r.ldy < r.N) throw new ShapeError(`${name}: ldy ${r.ldy} < N ${r.N}`);
+  if (r.xOffset + (r.M - 1) * r.ldx + r.K > r.x.size) {
+    throw new ShapeError(`${name}: x "${r.x.label}" has ${r.x.size} elements, needs ${r.xOffset + (r.M - 1) * r.ldx + r.K}`);
+  }
+  if (r.yOffset + (r.M - 1) * r.ldy + r.N > r.y.size) {
+    throw new ShapeError(`${name}: y "${r.y.label}" has ${r.y.size} elements, needs ${r.yOffset + (r.M - 1) * r.ldy + r.N}`);
+  }
+}
+
 export function resolveLinear(name: string, a: LinearArgs): ResolvedLinear {
   const r: ResolvedLinear = {
     ldx: a.K,
@@ -66,7 +86,7 @@ export function resolveLinear(name: string, a: LinearArgs): ResolvedLinear {
   return r;
 }
 
-export function linearUniforms(r: ResolvedLinear): Uniform[] {
+export function linearUniforms(r: ResolvedLinearRows): Uniform[] {
   return [
     { u32: r.M },
     { u32: r.N },

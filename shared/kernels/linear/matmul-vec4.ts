@@ -8,7 +8,7 @@ import { type LinearArgs, linearUniforms, resolveLinear, weightWindows } from '.
 export const MATMUL_VEC4 = 'linear/matmul-vec4';
 
 /** True when the vec4 kernels can read x and W for these arguments. */
-export function vec4Compatible(a: LinearArgs): boolean {
+export function vec4Compatible(a: Pick<LinearArgs, 'K' | 'ldx' | 'xOffset'>): boolean {
   return a.K % 4 === 0 && (a.ldx ?? a.K) % 4 === 0 && (a.xOffset ?? 0) % 4 === 0;
 }
 

@@ -8,6 +8,7 @@ import type { Tensor } from '../../gpu/tensor.ts';
 import { type ByteSourceDirectory, readText } from '../../io/byte-source.ts';
 import { type Checkpoint, openCheckpoint } from '../../io/safetensors.ts';
 import { uploadTensor, type WeightDType } from '../../io/upload.ts';
+import { uploadTensorQ4 } from '../../io/upload-q4.ts';
 import { ConfigError, parseQwen3VLConfig, type Qwen3VLConfig } from './config.ts';
 import { type GenerationConfig, parseGenerationConfig } from './generation-config.ts';
 import type { TensorUploader } from './load.ts';
@@ -74,5 +75,7 @@ export function checkpointUploader(checkpoint: Checkpoint, options: { chunkBytes
     shape: (name: string) => checkpoint.tensor(name).shape,
     upload: (ctx: GpuContext, name: string, dtype: WeightDType): Promise<Tensor> =>
       uploadTensor(ctx, checkpoint, name, options.chunkBytes === undefined ? { dtype } : { dtype, chunkBytes: options.chunkBytes }),
+    uploadQ4: (ctx: GpuContext, name: string, o: { groupSize: number; scaleDtype: WeightDType }) =>
+      uploadTensorQ4(ctx, checkpoint, name, options.chunkBytes === undefined ? o : { ...o, chunkBytes: options.chunkBytes }),
   };
 }

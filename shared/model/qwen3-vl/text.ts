@@ -11,7 +11,7 @@ import type { Tensor } from '../../gpu/tensor.ts';
 import { decodePaged, prefillPaged } from '../../kernels/attention/index.ts';
 import { addInPlace, siluMul } from '../../kernels/elementwise/index.ts';
 import { appendPaged } from '../../kernels/kv/index.ts';
-import { GEMV_MAX_M, type LinearArgs, linear } from '../../kernels/linear/index.ts';
+import { type AnyLinearArgs, GEMV_MAX_M, linear } from '../../kernels/linear/index.ts';
 import { rmsNorm } from '../../kernels/norm/index.ts';
 import type { Qwen3VLConfig } from './config.ts';
 import type { PagedKvCache } from './kv-cache.ts';
@@ -109,8 +109,8 @@ export function textLayersDecodeBatch(
   });
 }
 
-/** `linear` over row groups of at most `GEMV_MAX_M` rows (batch-invariant decode). */
-export function linearRowGroups(ctx: GpuContext, args: LinearArgs): void {
+/** `linear` over row groups of at most `GEMV_MAX_M` rows (batch-invariant decode); W plain or q4. */
+export function linearRowGroups(ctx: GpuContext, args: AnyLinearArgs): void {
   if (args.M <= GEMV_MAX_M) {
     linear(ctx, args);
     return;
@@ -182,9 +182,9 @@ function layersForward(
     const p = `model.language_model.layers.${l}.`;
     a.trace?.('text.layer_input', a.hidden, { index: l, shape: [T, Hd] });
     rmsNorm(ctx, { x: a.hidden, y: x, rows: T, n: Hd, eps: t.rmsNormEps, weight: w.get(`${p}input_layernorm.weight`) });
-    lin(ctx, { x, w: w.get(`${p}self_attn.q_proj.weight`), y: q, M: T, N: Hq * hd, K: Hd });
-    lin(ctx, { x, w: w.get(`${p}self_attn.k_proj.weight`), y: k, M: T, N: Hkv * hd, K: Hd });
-    lin(ctx, { x, w: w.get(`${p}self_attn.v_proj.weight`), y: v, M: T, N: Hkv * hd, K: Hd });
+    lin(ctx, { x, w: w.getLinear(`${p}self_attn.q_proj.weight`), y: q, M: T, N: Hq * hd, K: Hd });
+    lin(ctx, { x, w: w.getLinear(`${p}self_attn.k_proj.weight`), y: k, M: T, N: Hkv * hd, K: Hd });
+    lin(ctx, { x, w: w.getLinear(`${p}self_attn.v_proj.weight`), y: v, M: T, N: Hkv * hd, K: Hd });
     // q_norm / k_norm: RMSNorm over head_dim of every head, before RoPE.
     rmsNorm(ctx, { x: q, rows: T * Hq, n: hd, eps: t.rmsNormEps, weight: w.get(`${p}self_attn.q_norm.weight`) });
     rmsNorm(ctx, { x: k, rows: T * Hkv, n: hd, eps: t.rmsNormEps, weight: w.get(`${p}self_attn.k_norm.weight`) });
@@ -197,13 +197,13 @@ function layersForward(
       const pf = a.prefill!;
       ctx.run(prefillPaged(ctx, { q, blockTables: tables, seq: pf.seq, start: pf.start, kCache: kv.kCache(l), vCache: kv.vCache(l), out: attn }));
     }
-    lin(ctx, { x: attn, w: w.get(`${p}self_attn.o_proj.weight`), y: x, M: T, N: Hd, K: Hq * hd });
+    lin(ctx, { x: attn, w: w.getLinear(`${p}self_attn.o_proj.weight`), y: x, M: T, N: Hd, K: Hq * hd });
     addInPlace(ctx, { a: a.hidden, b: x });
     rmsNorm(ctx, { x: a.hidden, y: x, rows: T, n: Hd, eps: t.rmsNormEps, weight: w.get(`${p}post_attention_layernorm.weight`) });
-    lin(ctx, { x, w: w.get(`${p}mlp.gate_proj.weight`), y: gate, M: T, N: I, K: Hd });
-    lin(ctx, { x, w: w.get(`${p}mlp.up_proj.weight`), y: up, M: T, N: I, K: Hd });
+    lin(ctx, { x, w: w.getLinear(`${p}mlp.gate_proj.weight`), y: gate, M: T, N: I, K: Hd });
+    lin(ctx, { x, w: w.getLinear(`${p}mlp.up_proj.weight`), y: up, M: T, N: I, K: Hd });
     siluMul(ctx, { gate, up, out: act });
-    lin(ctx, { x: act, w: w.get(`${p}mlp.down_proj.weight`), y: x, M: T, N: Hd, K: I });
+    lin(ctx, { x: act, w: w.getLinear(`${p}mlp.down_proj.weight`), y: x, M: T, N: Hd, K: I });
     addInPlace(ctx, { a: a.hidden, b: x });
     const ds = a.deepstack;
     if (ds && l < ds.features.length) {
