@@ -1,4 +1,8 @@
 /**
+ * `vlmesh bench [kernels|model|ort|all] [--json] [--size S] [--quick] [--skip-vision] [--no-ort]
+ * [--repeats N]`: the benchmark suite on this machine's adapter (../bench/suite.ts); no
+ * sub-command means `all`.
+ *
  * `vlmesh bench serve`: the load test of an OpenAI-compatible server (a running `vlmesh serve`,
  * or vLLM), like vLLM's `vllm bench serve`. Streams chat completions from `--concurrency` clients
  * until `--requests` are done or `--timeout-s` passes, then prints TTFT, ITL, TPOT, end-to-end
@@ -10,6 +14,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { BenchUrlError, DEFAULT_PROMPT, formatLoadReport, listModels, normalizeServerUrl, runLoad } from '../bench/load.ts';
+import { formatBenchReport, runBench, type BenchPart } from '../bench/suite.ts';
+import { PRESET_SIZES, type PresetSize } from '../../shared/model/qwen3-vl/presets.ts';
+import { createDawnContext } from '../gpu/dawn.ts';
 import { parse, UsageError } from './args.ts';
 
 const SERVE_USAGE = `usage: vlmesh bench serve [--url http://127.0.0.1:8080] [--model NAME] [--api-key K]
@@ -161,16 +168,63 @@ async function benchServe(argv: string[]): Promise<number> {
   return report.failed === 0 && report.completed > 0 ? 0 : 1;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  serve: benchServe,
+const SUITE_USAGE = `usage: vlmesh bench [kernels|model|ort|all] [--json] [--size tiny|2b|4b|8b] [--quick] [--skip-vision] [--no-ort] [--repeats N]`;
+
+const SUITE_PARTS: Record<string, readonly BenchPart[]> = {
+  all: ['kernels', 'model', 'ort'],
+  kernels: ['kernels'],
+  model: ['model'],
+  ort: ['ort'],
 };
 
-/** `vlmesh bench <sub-command> ...`; for now `serve`, the load test of a running server. */
+/** The benchmark suite: `part` is `all` (default), `kernels`, `model` or `ort`. */
+async function benchSuite(part: string, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      json: { type: 'boolean', default: false },
+      size: { type: 'string', default: 'tiny' },
+      quick: { type: 'boolean', default: false },
+      'skip-vision': { type: 'boolean', default: false },
+      'no-ort': { type: 'boolean', default: false },
+      repeats: { type: 'string' },
+    },
+    true,
+  );
+  if (positionals.length > 0) throw new UsageError(`bench ${part} takes no positional arguments, got "${positionals[0]}"\n${SUITE_USAGE}`);
+  const size = values.size as PresetSize;
+  if (!PRESET_SIZES.includes(size)) throw new UsageError(`--size must be one of ${PRESET_SIZES.join(', ')}, got "${values.size}"`);
+  const repeats = values.repeats === undefined ? undefined : numberFlag('repeats', values.repeats, 5, 'int');
+  const parts = SUITE_PARTS[part].filter((p) => !(p === 'ort' && values['no-ort']));
+  const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const ctx = await createDawnContext({ label: 'vlmesh-bench' });
+  try {
+    const report = await runBench(ctx, { size, parts, quick: values.quick, skipVision: values['skip-vision'], repeats, onProgress: log });
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatBenchReport(report));
+    return 0;
+  } finally {
+    ctx.destroy();
+  }
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: benchServe,
+  all: (argv) => benchSuite('all', argv),
+  kernels: (argv) => benchSuite('kernels', argv),
+  model: (argv) => benchSuite('model', argv),
+  ort: (argv) => benchSuite('ort', argv),
+};
+
+/**
+ * `vlmesh bench [sub-command] ...`: the suite (`all`, the default when the first argument is a
+ * flag or absent; `kernels`, `model`, `ort`), or `serve`, the load test of a running server.
+ */
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  if (sub === undefined || sub.startsWith('-')) return benchSuite('all', argv);
+  const run = SUBCOMMANDS[sub];
   if (!run) {
-    throw new UsageError(`${sub === undefined ? 'bench needs a sub-command' : `unknown bench sub-command "${sub}"`}; available: ${Object.keys(SUBCOMMANDS).join(', ')}\n${SERVE_USAGE}`);
+    throw new UsageError(`unknown bench sub-command "${sub}"; available: ${Object.keys(SUBCOMMANDS).join(', ')}\n${SUITE_USAGE}\n${SERVE_USAGE}`);
   }
   return run(rest);
 }

@@ -14,6 +14,9 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
+import { MeshCoordinator } from '../../shared/mesh/coordinator.ts';
+import { hostMesh } from '../mesh/host.ts';
+import { createMeshEngine } from '../mesh/serve-mesh.ts';
 import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
 import { RedisUrlError, RedisVisionCache } from '../io/redis-vision-cache.ts';
 import { DeviceLostError, GpuOutOfMemoryError, NoAdapterError, UnsupportedAdapterError } from '../../shared/errors.ts';
@@ -150,12 +153,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'vision-cache-ttl-s': { type: 'string' },
     'no-vision-cache': { type: 'boolean', default: false },
     'redis-url': { type: 'string' },
+    'mesh-token': { type: 'string' },
+    'mesh-only': { type: 'boolean', default: false },
     kiosk: { type: 'boolean', default: false },
     'kiosk-idle-s': { type: 'string' },
   });
   if (values['kiosk-idle-s'] !== undefined && !values.kiosk) throw new UsageError('--kiosk-idle-s needs --kiosk');
   const kioskIdleSeconds = positiveNumber('kiosk-idle-s', values['kiosk-idle-s'], 120, false);
   const dtype = dtypeArg(values.dtype);
+  const meshToken = values['mesh-token'];
+  if (meshToken !== undefined && meshToken.trim() === '') throw new UsageError('--mesh-token must not be empty');
+  if (values['mesh-only'] && meshToken === undefined) throw new UsageError('--mesh-only needs --mesh-token T');
+  if (meshToken !== undefined && values.model === undefined) throw new UsageError('--mesh-token needs --model M (the coordinator runs the head: embeddings, vision, lm_head)');
   if (dtype !== undefined && values.model === undefined) throw new UsageError('--dtype needs --model DIR');
   const apiKeys = values['api-key'] ?? [];
   if (apiKeys.some((k) => k.trim() === '')) throw new UsageError('--api-key must not be empty');
@@ -209,9 +218,17 @@ export async function serveCommand(argv: string[]): Promise<number> {
       const { tokenizer, template } = opened;
       if (!tokenizer || !template) throw new UsageError(`${values.model} has no tokenizer.json or chat template: it cannot chat`);
       maxModelLen ??= opened.config.text.maxPositionEmbeddings;
-      engine = new LocalEngine({
-        // Default name: the repo id when pulled from the hub, else the directory's name.
-        modelId: values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model),
+      // Default name: the repo id when pulled from the hub, else the directory's name.
+      const modelId = values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model);
+      engine = meshToken !== undefined
+        ? createMeshEngine(opened, {
+            modelId,
+            eosTokenIds: opened.generation?.eosTokenIds ?? [],
+            meshOnly: values['mesh-only'],
+            ...(values['mesh-only'] ? {} : { localFallback: { numBlocks: 1024 } }),
+          })
+        : new LocalEngine({
+        modelId,
         model: { ...opened, tokenizer, template },
         eosTokenIds: opened.generation?.eosTokenIds ?? [],
         decoders: nodeImageDecoders(),
@@ -251,8 +268,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     doctor: doctorReport,
     gpuMemoryBytes: () => (ctx ? ctx.pool.stats.bytesInUse + ctx.pool.stats.bytesFree : null),
     api: { engine, apiKeys, maxBodyBytes, defaultMaxTokens, maxTokensLimit: maxModelLen, media, maxQueue, rateLimitPerMinute, fallback },
+    ...(meshToken !== undefined ? { mesh: { token: meshToken, ...(engine instanceof MeshCoordinator ? { pipeline: engine } : {}) } } : {}),
   });
   fallback?.start();
+  const meshHost =
+    meshToken !== undefined && engine instanceof MeshCoordinator
+      ? await hostMesh({ coordinator: engine, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: meshToken })
+      : null;
   const addr = server.address() as AddressInfo;
   const what = [
     engine ? `model ${engine.modelId} (OpenAI API at /v1)` : 'no model',
@@ -269,6 +291,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   fallback?.close();
+  meshHost?.close();
   await engine?.close();
   await visionCache?.close();
   opened?.release();

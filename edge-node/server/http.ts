@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { PROMETHEUS_CONTENT_TYPE, ServingMetrics } from '../../shared/engine/metrics.ts';
 import type { DoctorReport } from '../cli/doctor.ts';
 import { type LogSink, requestObserver } from './log.ts';
-import { DonorRegistry, meshHandler } from './mesh-registry.ts';
+import { DonorRegistry, meshHandler, type PipelineView } from './mesh-registry.ts';
 import { modelFilesHandler, modelFilesPath } from './model-files.ts';
 import { createOpenAiApi, type OpenAiApiOptions } from './openai-api.ts';
 import { webAppHandler } from './web-app.ts';
@@ -40,6 +40,11 @@ export interface ServeOptions {
   gpuMemoryBytes?: () => number | null;
   /** Where per-request log lines go. Default: stderr. */
   logSink?: LogSink;
+  /**
+   * The mesh (`--mesh-token`): the PeerJS signaling server under `/peerjs` (the token is its key),
+   * and the coordinator's stages and hops in `GET /v1/mesh`.
+   */
+  mesh?: { token: string; pipeline?: PipelineView };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -70,7 +75,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     model: modelFiles ? { name: modelFiles.name, filesPath: modelFilesPath(modelFiles.name) } : null,
   });
   const models = modelFilesHandler(modelFiles);
-  const mesh = meshHandler({ registry: options.donors ?? new DonorRegistry(), apiKeys: options.api?.apiKeys ?? [] });
+  const mesh = meshHandler({ registry: options.donors ?? new DonorRegistry(), apiKeys: options.api?.apiKeys ?? [], pipeline: options.mesh?.pipeline });
   let cachedReport: Promise<DoctorReport> | null = null;
   const api = createOpenAiApi(options.api ?? { engine: null });
   const fallback = options.api?.fallback ?? null;
@@ -80,7 +85,9 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     ...(fallback ? { fallbackHealthy: () => fallback.healthy } : {}),
   });
   const observe = requestObserver({ metrics, sink: options.logSink });
+  let signaling: { handle(req: IncomingMessage, res: ServerResponse): boolean } | null = null;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (signaling?.handle(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     observe(req, res, path);
@@ -130,6 +137,11 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       if (!answered) notFound();
     }, failed);
   });
+  if (options.mesh) {
+    // Loaded only for the mesh: PeerJS's server brings express along.
+    const { mountMeshSignaling } = await import('../mesh/signaling.ts');
+    signaling = mountMeshSignaling(server, { token: options.mesh.token });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve());

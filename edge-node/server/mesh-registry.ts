@@ -6,6 +6,10 @@
  *   DELETE /v1/mesh/donors/<id>             → 204
  *   GET    /v1/mesh                         → {peers: [{id, kind, adapter, features, memory, gflops, registeredAt, lastSeen}]}
  *
+ * With a running pipeline (`meshHandler({pipeline})`), `GET /v1/mesh` also lists the stage peers
+ * (`{id, kind, adapter, range, state}`) and `hops`: per peer, frames and bytes each way, forward
+ * round trips and their mean latency, and the bytes of one decoded token's frame.
+ *
  * A donor not heard from for three heartbeat intervals is dropped. With API keys configured the
  * routes need `Authorization: Bearer KEY` like the rest of `/v1/`. Errors use the OpenAI error body.
  */
@@ -213,7 +217,23 @@ function readBody(req: IncomingMessage): Promise<string | null> {
  * const mesh = meshHandler({ registry: new DonorRegistry(), apiKeys: [] });
  * if (path === '/v1/mesh' || path.startsWith('/v1/mesh/')) return mesh(req, res, path);
  */
-export function meshHandler(o: { registry: DonorRegistry; apiKeys?: readonly string[] }) {
+/** A stage peer of the running pipeline, as `GET /v1/mesh` lists it. */
+export interface PipelinePeer {
+  id: string;
+  kind: string;
+  adapter: string;
+  /** Half-open decoder layer range, null while the peer holds none. */
+  range: readonly [number, number] | null;
+  state: 'active' | 'idle' | 'lost';
+}
+
+/** What the mesh coordinator reports (`MeshCoordinator.hops()` fits). */
+export interface PipelineView {
+  /** One entry per peer: who it is, its range and state, and its hop counters (listed as given). */
+  hops(): readonly { peer: string; kind: string; adapter: string; range: readonly [number, number] | null; state: PipelinePeer['state'] }[];
+}
+
+export function meshHandler(o: { registry: DonorRegistry; apiKeys?: readonly string[]; pipeline?: PipelineView }) {
   return async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
     if (!bearerAuthorized(req, o.apiKeys ?? [])) {
       res.setHeader('www-authenticate', 'Bearer');
@@ -230,7 +250,10 @@ export function meshHandler(o: { registry: DonorRegistry; apiKeys?: readonly str
     };
     if (route === '/v1/mesh') {
       if (method !== 'GET' && method !== 'HEAD') return wrong('GET');
-      return sendJson(res, 200, { peers: o.registry.list() });
+      if (!o.pipeline) return sendJson(res, 200, { peers: o.registry.list() });
+      const hops = o.pipeline.hops();
+      const stages: PipelinePeer[] = hops.map((h) => ({ id: h.peer, kind: h.kind, adapter: h.adapter, range: h.range, state: h.state }));
+      return sendJson(res, 200, { peers: [...o.registry.list(), ...stages], hops });
     }
     if (route === '/v1/mesh/donors') {
       if (method === 'GET') return sendJson(res, 200, { peers: o.registry.list() });

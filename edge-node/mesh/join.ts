@@ -1,0 +1,164 @@
+/**
+ * `vlmesh join`: a Node machine becomes a mesh stage. It connects to the coordinator's signaling
+ * server (PeerJS, authenticated by the mesh token), opens a WebRTC data channel to the
+ * coordinator, says what it offers (`hello`: memory and a measured per-layer throughput), and
+ * then serves whatever layer range the coordinator assigns, loading only those layers' weights
+ * from its own copy of the checkpoint.
+ */
+import { VlmeshError } from '../../shared/errors.ts';
+import type { GpuContext } from '../../shared/gpu/context.ts';
+import { peerJsTransport } from '../../shared/mesh/datachannel.ts';
+import type { LayerRange } from '../../shared/mesh/placement.ts';
+import { StagePeer, StageRunner } from '../../shared/mesh/stage.ts';
+import { encodeMessage } from '../../shared/mesh/wire.ts';
+import { checkpointUploader, openQwen3VLCheckpoint } from '../../shared/model/qwen3-vl/checkpoint.ts';
+import type { Qwen3VLConfig } from '../../shared/model/qwen3-vl/config.ts';
+import { loadWeights } from '../../shared/model/qwen3-vl/load.ts';
+import type { GpuWeights } from '../../shared/model/qwen3-vl/weights.gpu.ts';
+import { fileDirectory } from '../io/file-source.ts';
+import { SIGNALING_PATH } from './signaling.ts';
+import { installNodeWebRtc } from './node-webrtc.ts';
+
+/** The PeerJS id the coordinator registers under. */
+export const COORDINATOR_PEER_ID = 'vlmesh-coordinator';
+
+/** Joining failed: bad token, no coordinator, or the connection did not open. */
+export class MeshJoinError extends VlmeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MESH_JOIN', message, options);
+  }
+}
+
+export interface JoinOptions {
+  /** The coordinator's base URL (`http://host:port`). */
+  coordinator: string;
+  token: string;
+  ctx: GpuContext;
+  /** This machine's copy of the model directory. */
+  modelDir: string;
+  dtype?: 'f32' | 'f16';
+  /** Bytes offered (default: the adapter's max buffer size × 4, a rough guess). */
+  memoryBytes?: number;
+  /** Tokens/s through one layer; measured by a short calibration run when omitted. */
+  throughput?: number;
+  /** KV cache blocks of 16 tokens (default 1024). */
+  numBlocks?: number;
+  /** Local address for WebRTC candidates (127.0.0.1 for loopback-only tests). */
+  bindAddress?: string;
+  /** PeerJS id (default: assigned by the server). */
+  peerId?: string;
+  /** Milliseconds to wait for the data channel (default 15 s). */
+  timeoutMs?: number;
+}
+
+export interface JoinedPeer {
+  readonly id: string;
+  /** The layer range served now (null until assigned). */
+  range(): LayerRange | null;
+  /** Resolves with the reason when the connection to the coordinator ends. */
+  readonly closed: Promise<string>;
+  close(): void;
+}
+
+/** Measures tokens/s through one decoder layer: a few single-token forwards on a middle layer. */
+export async function calibrateLayerThroughput(ctx: GpuContext, config: Qwen3VLConfig, weights: GpuWeights, layer: number): Promise<number> {
+  const runner = new StageRunner(ctx, config, weights, [layer, layer + 1], { numBlocks: 4, blockSize: 16 });
+  const Hd = config.text.hiddenSize;
+  const hidden = Float32Array.from({ length: Hd }, (_, i) => Math.sin(i));
+  const step = (i: number) => {
+    const p = Int32Array.of(i);
+    return runner.forward({ kind: 'forward', seq: 0, chunk: i, start: i, positions: [p, p, p], hidden, rows: 1, cols: Hd, dtype: 'f32' });
+  };
+  await step(0); // compiles the pipelines
+  const n = 8;
+  const t0 = performance.now();
+  for (let i = 1; i <= n; i++) await step(i);
+  const s = (performance.now() - t0) / 1000;
+  runner.dispose();
+  return n / Math.max(s, 1e-6);
+}
+
+/**
+ * Joins the mesh and serves layers until closed.
+ *
+ * @throws MeshJoinError when the token is refused or the coordinator cannot be reached.
+ */
+export async function joinMesh(o: JoinOptions): Promise<JoinedPeer> {
+  installNodeWebRtc({ bindAddress: o.bindAddress });
+  const dir = fileDirectory(o.modelDir);
+  const opened = await openQwen3VLCheckpoint(dir);
+  const config = opened.config;
+  const dtype = o.dtype ?? o.ctx.variants.weights;
+  let held: { range: LayerRange; weights: GpuWeights } | null = null;
+  const weightsFor = async (range: LayerRange): Promise<GpuWeights> => {
+    if (held && held.range[0] === range[0] && held.range[1] === range[1]) return held.weights;
+    held?.weights.release();
+    held = null;
+    const weights = await loadWeights(o.ctx, config, checkpointUploader(opened.checkpoint), { dtype, layers: range, vision: false });
+    held = { range, weights };
+    return weights;
+  };
+  let throughput = o.throughput;
+  if (throughput === undefined) {
+    const L = config.text.numLayers;
+    const layer = Math.min(L - 1, Math.floor(L / 2));
+    throughput = await calibrateLayerThroughput(o.ctx, config, await weightsFor([layer, layer + 1]), layer);
+  }
+  const url = new URL(o.coordinator);
+  const mod = (await import('peerjs')) as unknown as { default?: { Peer?: unknown }; Peer?: unknown };
+  const PeerCtor = (mod.default?.Peer ?? mod.Peer ?? mod.default) as typeof import('peerjs').Peer;
+  const peer = new PeerCtor(o.peerId ?? '', {
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    secure: url.protocol === 'https:',
+    path: SIGNALING_PATH,
+    key: o.token,
+    config: { iceServers: [] },
+    debug: 0,
+  });
+  const timeoutMs = o.timeoutMs ?? 15_000;
+  const fail = (message: string, cause?: unknown) => {
+    peer.destroy();
+    held?.weights.release();
+    void opened.checkpoint.close();
+    return new MeshJoinError(message, { cause });
+  };
+  const conn = await new Promise<import('peerjs').DataConnection>((resolve, reject) => {
+    const timer = setTimeout(() => reject(fail(`no data channel to the coordinator at ${o.coordinator} within ${timeoutMs} ms`)), timeoutMs);
+    peer.on('error', (e) => {
+      clearTimeout(timer);
+      reject(fail(`joining ${o.coordinator}: ${e.type === 'server-error' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message}`, e));
+    });
+    peer.on('open', () => {
+      const c = peer.connect(COORDINATOR_PEER_ID, { serialization: 'raw', reliable: true });
+      c.on('open', () => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+  });
+  const transport = peerJsTransport(conn as never);
+  const stage = new StagePeer(transport, { ctx: o.ctx, config, weightsFor, numBlocks: o.numBlocks ?? 1024 });
+  transport.send(
+    encodeMessage({
+      kind: 'hello',
+      memoryBytes: o.memoryBytes ?? o.ctx.device.limits.maxBufferSize * 4,
+      throughput,
+      peerKind: 'node',
+      adapter: o.ctx.adapter.description || o.ctx.adapter.device || o.ctx.adapter.vendor,
+    }),
+  );
+  const closed = new Promise<string>((resolve) => transport.onClose(resolve));
+  void closed.then(() => {
+    peer.destroy();
+    held?.weights.release();
+    held = null;
+    void opened.checkpoint.close();
+  });
+  return {
+    id: peer.id,
+    range: () => stage.range,
+    closed,
+    close: () => transport.close('peer left'),
+  };
+}

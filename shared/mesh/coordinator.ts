@@ -1,0 +1,586 @@
+/**
+ * The mesh coordinator: an `Engine` that runs a model split over peers, pipeline-style.
+ *
+ *   coordinator (head)                       peers (stages)                   coordinator (tail)
+ *   tokens → embeddings + vision → layers [0,h) ─f16→ [h,a) ─f16→ [a,b) … ─f16→ final norm → lm_head → token
+ *
+ * The coordinator owns the head: embeddings, the vision tower and the first `h` decoder layers,
+ * which include every layer that takes DeepStack features, so vision features never leave it. It
+ * relays each chunk's hidden states from stage to stage (a star: every hop is coordinator ↔ peer)
+ * and keeps the input it sent to every stage boundary, per sequence and chunk.
+ *
+ * Faults: every peer is pinged every `heartbeatMs`; a peer silent for `peerTimeoutMs`, one whose
+ * link closes, and one that sends a malformed frame (bad checksum, NaN, wrong shape) or an error
+ * is dropped. Then the remote layers are replanned with `placeLayers` (least movement), every
+ * stage whose range changed gets an `assign` and a replay of the kept boundary inputs of the
+ * chunks every stage had finished, and the interrupted chunks are sent again: stages that already
+ * ran them return their kept output, so no token is lost or repeated and greedy tokens do not
+ * change (up to the f16 rounding of the hops, which is the same on replay).
+ *
+ * Several requests run at once; each drives its own chunks through the stages, so different
+ * stages work on different sequences at the same time.
+ */
+import type { Engine, EngineStats, GenerationEvent, GenerationRequest } from '../engine/engine.ts';
+import { type ChatModel, planChat } from '../engine/prompt.ts';
+import { VlmeshError } from '../errors.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { gather } from '../kernels/embedding/index.ts';
+import { argmax, SampleRng, topKTopP } from '../kernels/sample/index.ts';
+import type { PagedKvCache } from '../model/qwen3-vl/kv-cache.ts';
+import { deepstackForChunk, type PreparedPrompt } from '../model/qwen3-vl/model.ts';
+import { type Plan, type PeerCapacity, placeLayers, type Stage } from './placement.ts';
+import { StagePeer } from './stage.ts';
+import { inProcessLink, type Transport } from './transport.ts';
+import { decodeMessage, encodeMessage, type MeshMessage, type Positions, type TensorMessage, type WireDType } from './wire.ts';
+
+/** Peer id of the in-process stage that stands in when no peer is left (`localFallback`). */
+export const LOCAL_PEER_ID = 'local';
+
+/** A peer was dropped (silent, closed, or sent garbage) while a call to it was pending. */
+export class PeerLostError extends VlmeshError {
+  constructor(readonly peer: string, reason: string) {
+    super('MESH_PEER_LOST', `peer ${peer} was dropped: ${reason}`);
+  }
+}
+
+/** The mesh cannot serve: no placement fits the peers that are left. */
+export class MeshUnavailableError extends VlmeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MESH_UNAVAILABLE', message, options);
+  }
+}
+
+export interface MeshCoordinatorOptions {
+  modelId: string;
+  /** The head model: `model.layers` is the head range [0, h); it also needs the final norm and lm_head. */
+  model: ChatModel;
+  eosTokenIds?: readonly number[];
+  /** Prefill chunk length (default 256). */
+  chunkSize?: number;
+  /** KV blocks of the head's own cache (default 1024 of 16 tokens). */
+  numBlocks?: number;
+  blockSize?: number;
+  /** Dtype of hidden states on the wire (default f16). */
+  wireDtype?: WireDType;
+  /** Bytes one decoder layer costs on a peer (placement), default 1. */
+  layerBytes?: number;
+  heartbeatMs?: number;
+  /** A peer silent this long is dropped (default 1000 ms, well inside 2 s). */
+  peerTimeoutMs?: number;
+  /**
+   * When no peer is left, run the remote layers here (the head model's weights must hold them):
+   * a stage in this process takes over, rebuilt by replay like any other. Dropped again as soon
+   * as a peer joins. Default false (requests then fail with MeshUnavailableError).
+   */
+  localFallback?: { numBlocks: number };
+  /** Called on mesh events (peer dropped, replan done), for logs and tests. */
+  onEvent?: (e: MeshEvent) => void;
+}
+
+export type MeshEvent =
+  | { kind: 'peer-lost'; peer: string; reason: string; silentMs: number }
+  | { kind: 'replanned'; epoch: number; stages: Stage[]; replayedChunks: number; ms: number };
+
+/** Per-hop traffic and latency, as `GET /v1/mesh` reports it. */
+export interface HopStats {
+  peer: string;
+  /** What the peer said it is (`hello`): 'node', 'browser', or '' for in-process stages. */
+  kind: string;
+  adapter: string;
+  range: readonly [number, number] | null;
+  state: 'active' | 'idle' | 'lost';
+  framesSent: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Forward round trips (send → result), milliseconds. */
+  forwards: number;
+  meanRttMs: number;
+  /** Bytes per token of forward frames sent to this peer (decode steps only: one token a frame). */
+  decodeBytesPerToken: number;
+}
+
+/** What a peer says about itself (shown by `GET /v1/mesh`). */
+export interface PeerInfo {
+  kind: string;
+  adapter: string;
+}
+
+interface PeerState {
+  id: string;
+  info: PeerInfo;
+  transport: Transport;
+  capacity: PeerCapacity;
+  state: 'active' | 'idle' | 'lost';
+  lastSeen: number;
+  pending: Map<string, { resolve: (m: TensorMessage) => void; reject: (e: Error) => void; sentAt: number; rows: number }>;
+  acks: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
+  stats: { framesSent: number; bytesSent: number; bytesReceived: number; forwards: number; rttSum: number; decodeBytes: number; decodeFrames: number };
+}
+
+interface SeqRecord {
+  /** Chunks that passed every stage. */
+  completed: number;
+  /** Input sent to the stage starting at each boundary layer, by chunk index. */
+  kept: Map<number, TensorMessage[]>;
+}
+
+/** An `Engine` whose decoder layers beyond the head run on mesh peers. */
+export class MeshCoordinator implements Engine {
+  readonly modelId: string;
+  private readonly peers = new Map<string, PeerState>();
+  /** Remote stages, in pipeline order, covering [h, L). */
+  private plan: Stage[] = [];
+  private epoch = 0;
+  private recovering: Promise<void> | null = null;
+  private readonly seqs = new Map<number, SeqRecord>();
+  private nextSeq = 1;
+  private running = 0;
+  private readonly kv: PagedKvCache;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private lastTick = Date.now();
+  private closed = false;
+
+  constructor(private readonly o: MeshCoordinatorOptions) {
+    this.modelId = o.modelId;
+    this.kv = o.model.model.createKvCache({ numBlocks: o.numBlocks ?? 1024, blockSize: o.blockSize ?? 16 });
+    const hb = o.heartbeatMs ?? 200;
+    this.timer = setInterval(() => this.heartbeat(), hb);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  private get headEnd(): number {
+    return this.o.model.model.layers[1];
+  }
+
+  private get numLayers(): number {
+    return this.o.model.config.text.numLayers;
+  }
+
+  /** The remote stages now (absolute layer ranges). */
+  stages(): readonly Stage[] {
+    return this.plan;
+  }
+
+  /** Per-peer hop statistics. */
+  hops(): HopStats[] {
+    return [...this.peers.values()].map((p) => ({
+      peer: p.id,
+      kind: p.info.kind,
+      adapter: p.info.adapter,
+      range: this.plan.find((s) => s.peer === p.id)?.range ?? null,
+      state: p.state,
+      framesSent: p.stats.framesSent,
+      bytesSent: p.stats.bytesSent,
+      bytesReceived: p.stats.bytesReceived,
+      forwards: p.stats.forwards,
+      meanRttMs: p.stats.forwards ? p.stats.rttSum / p.stats.forwards : 0,
+      decodeBytesPerToken: p.stats.decodeFrames ? p.stats.decodeBytes / p.stats.decodeFrames : 0,
+    }));
+  }
+
+  /**
+   * Adds a peer and replans (requests in flight continue; moved layers are rebuilt by replay).
+   *
+   * @throws MeshUnavailableError when no placement fits.
+   */
+  async addPeer(id: string, transport: Transport, capacity: Omit<PeerCapacity, 'id'>, info: PeerInfo = { kind: '', adapter: '' }): Promise<void> {
+    if (id !== LOCAL_PEER_ID) this.dropLocalStage();
+    if (this.peers.get(id)?.state !== undefined && this.peers.get(id)!.state !== 'lost') throw new VlmeshError('MESH_PEER_ID', `peer id ${id} is already in the mesh`);
+    const p = this.newPeer(id, transport, capacity, info);
+    this.peers.set(id, p);
+    await this.replan();
+  }
+
+  private newPeer(id: string, transport: Transport, capacity: Omit<PeerCapacity, 'id'>, info: PeerInfo): PeerState {
+    const p: PeerState = {
+      id,
+      info,
+      transport,
+      capacity: { id, ...capacity },
+      state: 'idle',
+      lastSeen: Date.now(),
+      pending: new Map(),
+      acks: new Map(),
+      stats: { framesSent: 0, bytesSent: 0, bytesReceived: 0, forwards: 0, rttSum: 0, decodeBytes: 0, decodeFrames: 0 },
+    };
+    transport.onMessage((f) => this.onFrame(p, f));
+    transport.onClose((reason) => this.lose(p, `link closed (${reason})`));
+    return p;
+  }
+
+  /** Drops a peer on purpose (it leaves) and replans. */
+  async removePeer(id: string): Promise<void> {
+    const p = this.peers.get(id);
+    if (!p) return;
+    this.lose(p, 'removed');
+    await this.recovering;
+  }
+
+  private send(p: PeerState, m: MeshMessage): number {
+    const frame = encodeMessage(m);
+    p.stats.framesSent++;
+    p.stats.bytesSent += frame.length;
+    p.transport.send(frame);
+    return frame.length;
+  }
+
+  private onFrame(p: PeerState, frame: Uint8Array): void {
+    if (p.state === 'lost') return;
+    p.lastSeen = Date.now();
+    p.stats.bytesReceived += frame.length;
+    let m: MeshMessage;
+    try {
+      m = decodeMessage(frame, { cols: this.o.model.config.text.hiddenSize });
+    } catch (e) {
+      this.lose(p, `malformed frame: ${(e as VlmeshError).code}`);
+      return;
+    }
+    switch (m.kind) {
+      case 'result': {
+        const key = `${m.seq}:${m.chunk}`;
+        const call = p.pending.get(key);
+        if (!call) return;
+        p.pending.delete(key);
+        if (m.rows !== call.rows) {
+          this.lose(p, 'malformed frame: result shape');
+          return;
+        }
+        p.stats.forwards++;
+        p.stats.rttSum += performance.now() - call.sentAt;
+        call.resolve(m);
+        return;
+      }
+      case 'assign':
+        p.acks.get(m.epoch)?.resolve();
+        p.acks.delete(m.epoch);
+        return;
+      case 'error':
+        this.lose(p, `error from peer: ${m.code}: ${m.message}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private heartbeat(): void {
+    const now = Date.now();
+    const hb = this.o.heartbeatMs ?? 200;
+    // This thread was stalled (a long synchronous GPU call): nobody could answer; do not blame peers.
+    const stalled = now - this.lastTick > 2 * hb;
+    this.lastTick = now;
+    for (const p of this.peers.values()) {
+      if (p.state === 'lost') continue;
+      if (stalled) p.lastSeen = Math.max(p.lastSeen, now - hb);
+      if (now - p.lastSeen > (this.o.peerTimeoutMs ?? 1000)) {
+        this.lose(p, `silent for ${now - p.lastSeen} ms`);
+        continue;
+      }
+      this.send(p, { kind: 'ping', nonce: now >>> 0 });
+    }
+  }
+
+  /** Marks a peer lost, fails its pending calls, and starts a replan. */
+  private lose(p: PeerState, reason: string): void {
+    if (p.state === 'lost') return;
+    const silentMs = Date.now() - p.lastSeen;
+    p.state = 'lost';
+    this.o.onEvent?.({ kind: 'peer-lost', peer: p.id, reason, silentMs });
+    for (const call of p.pending.values()) call.reject(new PeerLostError(p.id, reason));
+    p.pending.clear();
+    for (const ack of p.acks.values()) ack.reject(new PeerLostError(p.id, reason));
+    p.acks.clear();
+    p.transport.close(reason);
+    if (this.plan.some((s) => s.peer === p.id) && !this.closed) void this.replan().catch(() => {});
+  }
+
+  /** Replans (serialised); a peer lost during the replay triggers another round. */
+  private replan(): Promise<void> {
+    const prev = this.recovering ?? Promise.resolve();
+    const run = prev
+      .catch(() => {})
+      .then(async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.replanOnce();
+            return;
+          } catch (e) {
+            if (!(e instanceof PeerLostError) || attempt >= 8) throw e;
+          }
+        }
+      });
+    this.recovering = run;
+    void run.finally(() => {
+      if (this.recovering === run) this.recovering = null;
+    }).catch(() => {});
+    return run;
+  }
+
+  private async replanOnce(): Promise<void> {
+    const t0 = performance.now();
+    const epoch = ++this.epoch;
+    const h = this.headEnd;
+    const L = this.numLayers;
+    let live = [...this.peers.values()].filter((p) => p.state !== 'lost');
+    if (live.length === 0 && h < L && this.o.localFallback) {
+      this.addLocalStage();
+      live = [...this.peers.values()].filter((p) => p.state !== 'lost');
+    }
+    const old = this.plan;
+    let next: Stage[] = [];
+    if (h < L) {
+      if (live.length === 0) {
+        this.plan = [];
+        throw new MeshUnavailableError(`no peers left to run layers [${h}, ${L})`);
+      }
+      const offset = (s: Stage, d: number): Stage => ({ peer: s.peer, range: [s.range[0] + d, s.range[1] + d] });
+      let placed: Plan;
+      try {
+        placed = placeLayers(
+          { numLayers: L - h, layerBytes: this.o.layerBytes ?? 1, headBytes: 0, headMinLayers: 0 },
+          live.map((p) => p.capacity),
+          old.length ? { previous: { stages: old.map((s) => offset(s, -h)), bottleneck: 0 } } : {},
+        );
+      } catch (e) {
+        this.plan = [];
+        throw new MeshUnavailableError(`the mesh cannot hold layers [${h}, ${L}): ${(e as Error).message}`, { cause: e });
+      }
+      next = placed.stages.map((s) => offset(s, h));
+    }
+    for (const p of live) p.state = next.some((s) => s.peer === p.id) ? 'active' : 'idle';
+    let replayed = 0;
+    const same = (a: Stage) => old.some((b) => b.peer === a.peer && b.range[0] === a.range[0] && b.range[1] === a.range[1]);
+    for (const stage of next) {
+      if (same(stage)) continue;
+      const p = this.peers.get(stage.peer)!;
+      await this.assign(p, stage, epoch);
+      // Replay the chunks every stage finished, from this stage's boundary; its outputs are the
+      // next boundary's inputs.
+      for (const [seq, rec] of this.seqs) {
+        const inputs = rec.kept.get(stage.range[0]) ?? [];
+        const outs: TensorMessage[] = [];
+        for (let c = 0; c < rec.completed; c++) {
+          const m = inputs[c];
+          if (!m) throw new MeshUnavailableError(`sequence ${seq}: no kept input of chunk ${c} at layer ${stage.range[0]}`);
+          const r = await this.call(p, { ...m, replay: true });
+          outs.push({ ...r, kind: 'forward' });
+          replayed++;
+        }
+        if (stage.range[1] < L) {
+          const nextInputs = rec.kept.get(stage.range[1]) ?? [];
+          outs.forEach((m, c) => {
+            nextInputs[c] = m;
+          });
+          rec.kept.set(stage.range[1], nextInputs);
+        }
+      }
+    }
+    // Boundaries no longer in the plan stop receiving chunks: drop them.
+    const bounds = new Set(next.map((s) => s.range[0]));
+    for (const rec of this.seqs.values()) for (const b of [...rec.kept.keys()]) if (!bounds.has(b)) rec.kept.delete(b);
+    this.plan = next;
+    this.o.onEvent?.({ kind: 'replanned', epoch, stages: next, replayedChunks: replayed, ms: performance.now() - t0 });
+  }
+
+  /** The local stage of `localFallback`: a stage peer in this process on the head's weights. */
+  private addLocalStage(): void {
+    const m = this.o.model.model;
+    const [coordSide, stageSide] = inProcessLink();
+    new StagePeer(stageSide, { ctx: m.ctx, config: m.config, weightsFor: async () => m.weights, numBlocks: this.o.localFallback!.numBlocks, wireDtype: 'f32' });
+    const p = this.newPeer(LOCAL_PEER_ID, coordSide, { memoryBytes: Number.MAX_SAFE_INTEGER, throughput: 1 }, { kind: 'local', adapter: m.ctx.adapter.description });
+    this.peers.set(LOCAL_PEER_ID, p);
+  }
+
+  /** A real peer joined: the local stand-in leaves (its layers move by replay). */
+  private dropLocalStage(): void {
+    const local = this.peers.get(LOCAL_PEER_ID);
+    if (local && local.state !== 'lost') this.lose(local, 'a peer joined');
+    this.peers.delete(LOCAL_PEER_ID);
+  }
+
+  private assign(p: PeerState, stage: Stage, epoch: number): Promise<void> {
+    if (p.state === 'lost') return Promise.reject(new PeerLostError(p.id, 'lost before assignment'));
+    return new Promise((resolve, reject) => {
+      p.acks.set(epoch, { resolve, reject });
+      this.send(p, { kind: 'assign', range: stage.range, epoch });
+    });
+  }
+
+  private call(p: PeerState, m: TensorMessage): Promise<TensorMessage> {
+    if (p.state === 'lost') return Promise.reject(new PeerLostError(p.id, 'already lost'));
+    return new Promise((resolve, reject) => {
+      p.pending.set(`${m.seq}:${m.chunk}`, { resolve, reject, sentAt: performance.now(), rows: m.rows });
+      const bytes = this.send(p, m);
+      if (m.rows === 1 && !m.replay) {
+        p.stats.decodeBytes += bytes;
+        p.stats.decodeFrames++;
+      }
+    });
+  }
+
+  /**
+   * Sends one chunk (the head's output) through every remote stage; returns the last stage's
+   * output. Retries after a replan: stages that already ran the chunk return their kept output.
+   */
+  private async throughStages(rec: SeqRecord, head: TensorMessage): Promise<TensorMessage> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.recovering) await this.recovering;
+      if (this.plan.length === 0) throw new MeshUnavailableError(`no stages to run layers [${this.headEnd}, ${this.numLayers})`);
+      const epoch = this.epoch;
+      let m = head;
+      try {
+        for (const stage of this.plan) {
+          const list = rec.kept.get(stage.range[0]) ?? [];
+          list[m.chunk] = m;
+          rec.kept.set(stage.range[0], list);
+          const r = await this.call(this.peers.get(stage.peer)!, m);
+          if (this.epoch !== epoch) break;
+          m = { ...r, kind: 'forward' };
+        }
+        if (this.epoch === epoch) {
+          rec.completed = m.chunk + 1;
+          return m;
+        }
+      } catch (e) {
+        if (!(e instanceof PeerLostError) || attempt >= 8) throw e;
+      }
+      // Wait for the replan the loss started (or that changed the epoch), then send again.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  }
+
+  async *stream(request: GenerationRequest): AsyncIterable<GenerationEvent> {
+    const submitted = performance.now();
+    const { model: chat } = this.o;
+    const model = chat.model;
+    const { ctx, config } = model;
+    const Hd = config.text.hiddenSize;
+    const plan = await planChat(chat, request.messages, request.images);
+    const prompt: PreparedPrompt = model.prepare(plan.inputIds, plan.images.length
+      ? { images: { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } }
+      : {});
+    if (prompt.deepstack.length > this.headEnd) {
+      prompt.release();
+      throw new MeshUnavailableError(`the head runs layers [0, ${this.headEnd}) but DeepStack feeds ${prompt.deepstack.length}: the head must hold them`);
+    }
+    const seq = this.nextSeq++;
+    const rec: SeqRecord = { completed: 0, kept: new Map() };
+    this.seqs.set(seq, rec);
+    this.running++;
+    const S = plan.inputIds.length;
+    const chunkSize = Math.max(1, this.o.chunkSize ?? 256);
+    const wire = this.o.wireDtype ?? 'f16';
+    const sp = request.sampling;
+    const greedy = sp.temperature === 0;
+    const rng = greedy ? null : new SampleRng(sp.seed ?? 0);
+    const eos = new Set(this.o.eosTokenIds ?? []);
+    const decoder = chat.tokenizer.streamingDecoder({ skipSpecialTokens: true });
+    const out = ctx.empty([1], 'u32', 'mesh.sampled');
+    let chunk = 0;
+    let firstAt = 0;
+    const tokens: number[] = [];
+    let finishReason: 'stop' | 'length' | 'abort' = 'length';
+
+    /** Head layers over `hidden` (in place), the remote stages, then the next token. */
+    const step = async (hidden: Tensor, start: number, positions: Positions, wantToken: boolean): Promise<number> => {
+      const T = hidden.shape[0];
+      this.kv.blocks.grow(seq, T);
+      model.forward(this.kv, { hidden, seq, start, positions, deepstack: start < S ? deepstackForChunk(prompt, start, T) : undefined });
+      let last = hidden;
+      let uploaded: Tensor | null = null;
+      if (this.headEnd < this.numLayers) {
+        const values = await ctx.readF32(hidden);
+        const r = await this.throughStages(rec, { kind: 'forward', seq, chunk: chunk++, start, positions, hidden: values, rows: T, cols: Hd, dtype: wire });
+        uploaded = ctx.upload(r.hidden, [T, Hd], 'f32', 'mesh.hidden');
+        last = uploaded;
+      } else chunk++;
+      let id = -1;
+      if (wantToken) {
+        const logits = model.logits(last, T - 1, 1);
+        if (greedy) ctx.run(argmax(ctx, { logits, out }));
+        else {
+          const u = ctx.upload(rng!.uniforms(1), [1], 'f32', 'mesh.u');
+          ctx.run(topKTopP(ctx, { logits, uniforms: u, out, temperature: sp.temperature, topK: sp.topK, topP: sp.topP }));
+          u.release();
+        }
+        id = (await ctx.read(out))[0];
+        logits.release();
+      }
+      uploaded?.release();
+      return id;
+    };
+
+    try {
+      let next = -1;
+      for (let start = 0; start < S; start += chunkSize) {
+        const T = Math.min(chunkSize, S - start);
+        const hidden = ctx.empty([T, Hd], 'f32', 'mesh.prefill');
+        ctx.copy(prompt.embeds.view(start * Hd, T * Hd), hidden);
+        const pos = [0, 1, 2].map((a) => prompt.positions[a].subarray(start, start + T)) as unknown as Positions;
+        try {
+          next = await step(hidden, start, pos, start + T === S);
+        } finally {
+          hidden.release();
+        }
+      }
+      const embed = model.weights.get('model.language_model.embed_tokens.weight');
+      const ids = ctx.empty([1], 'u32', 'mesh.id');
+      const hidden = ctx.empty([1, Hd], 'f32', 'mesh.decode');
+      try {
+        for (let i = 0; ; i++) {
+          tokens.push(next);
+          if (!firstAt) firstAt = performance.now();
+          yield { kind: 'delta', text: decoder.push(next), tokenIds: [next] };
+          if (request.signal?.aborted) {
+            finishReason = 'abort';
+            break;
+          }
+          if (eos.has(next)) {
+            finishReason = 'stop';
+            break;
+          }
+          if (tokens.length >= sp.maxTokens) break;
+          const at = S + i;
+          const p = Int32Array.of(at + prompt.ropeDelta);
+          ctx.write(ids, Uint32Array.of(next));
+          gather(ctx, { ids, table: embed, out: hidden, hostIds: [next] });
+          next = await step(hidden, at, [p, p, p], true);
+        }
+      } finally {
+        ids.release();
+        hidden.release();
+      }
+      yield { kind: 'done', finishReason, promptTokens: S, completionTokens: tokens.length, ttft: (firstAt - submitted) / 1000 };
+    } finally {
+      out.release();
+      prompt.release();
+      this.kv.blocks.release(seq);
+      this.seqs.delete(seq);
+      this.running--;
+      for (const s of this.plan) {
+        const p = this.peers.get(s.peer);
+        if (p && p.state !== 'lost') this.send(p, { kind: 'release', seq });
+      }
+    }
+  }
+
+  stats(): EngineStats {
+    return { running: this.running, waiting: 0, kvUsage: this.kv.blocks.usage };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const p of this.peers.values()) if (p.state !== 'lost') p.transport.close('coordinator closed');
+    this.kv.release();
+  }
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, a) => s + a.length, 0));
+  let o = 0;
+  for (const a of parts) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
