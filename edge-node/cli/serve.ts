@@ -9,23 +9,24 @@
  * server/fallback.ts); with it and no usable GPU, the node serves through the upstream alone.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
-import { MeshCoordinator } from '../../shared/mesh/coordinator.ts';
-import { hostMesh } from '../mesh/host.ts';
-import { createMeshEngine } from '../mesh/serve-mesh.ts';
 import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
-import { RedisUrlError, RedisVisionCache } from '../io/redis-vision-cache.ts';
 import { DeviceLostError, GpuOutOfMemoryError, NoAdapterError, UnsupportedAdapterError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
+import { MeshCoordinator } from '../../shared/mesh/coordinator.ts';
 import { createDawnContext } from '../gpu/dawn.ts';
 import { nodeImageDecoders } from '../io/image-decoders.ts';
 import { type OpenedModel, openModelDir } from '../io/model-dir.ts';
+import { RedisUrlError, RedisVisionCache } from '../io/redis-vision-cache.ts';
+import { hostMesh } from '../mesh/host.ts';
+import { cleanupNodeWebRtc } from '../mesh/node-webrtc.ts';
+import { createMeshEngine } from '../mesh/serve-mesh.ts';
 import { DEFAULT_PROBE_INTERVAL_S, DEFAULT_RESPONSE_TIMEOUT_S, FallbackUrlError, normalizeFallbackUrl, UpstreamFallback } from '../server/fallback.ts';
-import { startServer } from '../server/http.ts';
+import { startServer, stopServer } from '../server/http.ts';
 import { parseCidr } from '../server/media-fetch.ts';
 import {
   DEFAULT_MAX_IMAGE_MB,
@@ -35,9 +36,9 @@ import {
   type MediaOptions,
 } from '../server/media-resolve.ts';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUE } from '../server/openai-api.ts';
-import { progressReporter, resolveModelPath } from './pull.ts';
 import { dtypeArg, parse, portArg, UsageError } from './args.ts';
 import { doctorReport } from './doctor.ts';
+import { progressReporter, resolveModelPath } from './pull.ts';
 
 function positiveNumber(name: string, v: string | undefined, fallback: number, integer: boolean): number {
   if (v === undefined) return fallback;
@@ -225,6 +226,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
             modelId,
             eosTokenIds: opened.generation?.eosTokenIds ?? [],
             meshOnly: values['mesh-only'],
+            // One JSON line per mesh event (a peer dropped, a replan with its replay), like the request log.
+            onEvent: (e) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: e.kind === 'peer-lost' ? 'warn' : 'info', msg: `mesh_${e.kind.replace('-', '_')}`, ...e })}\n`),
             ...(values['mesh-only'] ? {} : { localFallback: { numBlocks: 1024 } }),
           })
         : new LocalEngine({
@@ -273,7 +276,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
   fallback?.start();
   const meshHost =
     meshToken !== undefined && engine instanceof MeshCoordinator
-      ? await hostMesh({ coordinator: engine, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: meshToken })
+      ? await hostMesh({
+          coordinator: engine,
+          url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          token: meshToken,
+          // A node bound to one address offers WebRTC candidates on that address only (loopback stays loopback).
+          ...(isIP(values.host) && values.host !== '0.0.0.0' && values.host !== '::' ? { bindAddress: values.host } : {}),
+          log: (line) => process.stderr.write(`${line}\n`),
+        })
       : null;
   const addr = server.address() as AddressInfo;
   const what = [
@@ -284,15 +294,23 @@ export async function serveCommand(argv: string[]): Promise<number> {
   console.log(`vlmesh serving on http://${addr.address}:${addr.port}/  ${what}  (Ctrl-C to stop)`);
   await new Promise<void>((done) => {
     const stop = () => {
-      server.closeAllConnections?.();
-      server.close(() => done());
+      // The coordinator's own signaling client first (its socket is one the server waits on).
+      meshHost?.close();
+      void stopServer(server).then(done);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
   fallback?.close();
-  meshHost?.close();
   await engine?.close();
+  if (meshHost) {
+    // Let the data channels' closes go out before libdatachannel's threads stop.
+    await new Promise((r) => setTimeout(r, 200));
+    cleanupNodeWebRtc();
+  }
+  // The PeerJS server keeps two internal timers (message expiry, broken-connection checks) that
+  // it offers no way to stop: once everything else is closed, leave without waiting on them.
+  if (meshToken !== undefined) setTimeout(() => process.exit(), 500).unref();
   await visionCache?.close();
   opened?.release();
   ctx?.destroy();

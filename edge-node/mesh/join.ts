@@ -8,19 +8,18 @@
 import { VlmeshError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
 import { peerJsTransport } from '../../shared/mesh/datachannel.ts';
+import { COORDINATOR_PEER_ID, calibrateLayerThroughput, SIGNALING_PATH } from '../../shared/mesh/peer.ts';
 import type { LayerRange } from '../../shared/mesh/placement.ts';
-import { StagePeer, StageRunner } from '../../shared/mesh/stage.ts';
+import { StagePeer } from '../../shared/mesh/stage.ts';
+import type { Transport } from '../../shared/mesh/transport.ts';
 import { encodeMessage } from '../../shared/mesh/wire.ts';
 import { checkpointUploader, openQwen3VLCheckpoint } from '../../shared/model/qwen3-vl/checkpoint.ts';
-import type { Qwen3VLConfig } from '../../shared/model/qwen3-vl/config.ts';
 import { loadWeights } from '../../shared/model/qwen3-vl/load.ts';
 import type { GpuWeights } from '../../shared/model/qwen3-vl/weights.gpu.ts';
 import { fileDirectory } from '../io/file-source.ts';
-import { SIGNALING_PATH } from './signaling.ts';
 import { installNodeWebRtc } from './node-webrtc.ts';
 
-/** The PeerJS id the coordinator registers under. */
-export const COORDINATOR_PEER_ID = 'vlmesh-coordinator';
+export { COORDINATOR_PEER_ID, calibrateLayerThroughput } from '../../shared/mesh/peer.ts';
 
 /** Joining failed: bad token, no coordinator, or the connection did not open. */
 export class MeshJoinError extends VlmeshError {
@@ -49,6 +48,11 @@ export interface JoinOptions {
   peerId?: string;
   /** Milliseconds to wait for the data channel (default 15 s). */
   timeoutMs?: number;
+  /**
+   * Leave when the coordinator sends nothing (it pings every 200 ms) for this many ms (default
+   * 5 s): a coordinator that died without closing the channel.
+   */
+  coordinatorTimeoutMs?: number;
 }
 
 export interface JoinedPeer {
@@ -60,22 +64,26 @@ export interface JoinedPeer {
   close(): void;
 }
 
-/** Measures tokens/s through one decoder layer: a few single-token forwards on a middle layer. */
-export async function calibrateLayerThroughput(ctx: GpuContext, config: Qwen3VLConfig, weights: GpuWeights, layer: number): Promise<number> {
-  const runner = new StageRunner(ctx, config, weights, [layer, layer + 1], { numBlocks: 4, blockSize: 16 });
-  const Hd = config.text.hiddenSize;
-  const hidden = Float32Array.from({ length: Hd }, (_, i) => Math.sin(i));
-  const step = (i: number) => {
-    const p = Int32Array.of(i);
-    return runner.forward({ kind: 'forward', seq: 0, chunk: i, start: i, positions: [p, p, p], hidden, rows: 1, cols: Hd, dtype: 'f32' });
+/** `t`, closed with 'coordinator silent' once nothing has arrived for `silentMs`. */
+function watched(t: Transport, silentMs: number): Transport {
+  let last = Date.now();
+  const timer = setInterval(() => {
+    if (Date.now() - last > silentMs) t.close(`coordinator silent for ${Date.now() - last} ms`);
+  }, Math.min(1000, silentMs));
+  t.onClose(() => clearInterval(timer));
+  return {
+    get closed() {
+      return t.closed;
+    },
+    send: (f) => t.send(f),
+    onMessage: (handler) =>
+      t.onMessage((f) => {
+        last = Date.now();
+        handler(f);
+      }),
+    onClose: (h) => t.onClose(h),
+    close: (reason) => t.close(reason),
   };
-  await step(0); // compiles the pipelines
-  const n = 8;
-  const t0 = performance.now();
-  for (let i = 1; i <= n; i++) await step(i);
-  const s = (performance.now() - t0) / 1000;
-  runner.dispose();
-  return n / Math.max(s, 1e-6);
 }
 
 /**
@@ -137,7 +145,7 @@ export async function joinMesh(o: JoinOptions): Promise<JoinedPeer> {
       });
     });
   });
-  const transport = peerJsTransport(conn as never);
+  const transport = watched(peerJsTransport(conn as never), o.coordinatorTimeoutMs ?? 5000);
   const stage = new StagePeer(transport, { ctx: o.ctx, config, weightsFor, numBlocks: o.numBlocks ?? 1024 });
   transport.send(
     encodeMessage({

@@ -9,8 +9,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ExpressPeerServer } from 'peer';
 
-/** Where PeerJS clients find the signaling server (their `path` option). */
-export const SIGNALING_PATH = '/peerjs';
+import { SIGNALING_PATH } from '../../shared/mesh/peer.ts';
+
+export { SIGNALING_PATH };
 
 export interface MeshSignaling {
   readonly path: string;
@@ -18,6 +19,11 @@ export interface MeshSignaling {
   handle(req: IncomingMessage, res: ServerResponse): boolean;
   /** Peers connected to the signaling server now. */
   readonly clients: ReadonlySet<string>;
+  /**
+   * Closes every signaling socket. An upgraded WebSocket keeps `server.close()` waiting, so a
+   * server shutting down calls this first.
+   */
+  close(): void;
 }
 
 /**
@@ -36,11 +42,24 @@ export function mountMeshSignaling(server: Server, o: { token: string }): MeshSi
   if (!onMount) throw new Error('peer: no mount handler (unsupported version of the "peer" package)');
   onMount.call(app, app);
   const clients = new Set<string>();
-  app.on('connection', (c) => clients.add(c.getId()));
-  app.on('disconnect', (c) => clients.delete(c.getId()));
+  const sockets = new Map<string, { close(): void; terminate?: () => void }>();
+  app.on('connection', (c) => {
+    clients.add(c.getId());
+    const ws = c.getSocket();
+    if (ws) sockets.set(c.getId(), ws as unknown as { close(): void; terminate?: () => void });
+  });
+  app.on('disconnect', (c) => {
+    clients.delete(c.getId());
+    sockets.delete(c.getId());
+  });
   return {
     path: SIGNALING_PATH,
     clients,
+    close() {
+      for (const ws of sockets.values()) (ws.terminate ?? ws.close).call(ws);
+      sockets.clear();
+      clients.clear();
+    },
     handle(req, res) {
       const url = req.url ?? '';
       if (url !== SIGNALING_PATH && !url.startsWith(`${SIGNALING_PATH}/`)) return false;

@@ -41,7 +41,7 @@ export class FallbackUrlError extends VlmeshError {
 }
 
 /** Why a request went upstream (the `fallback_reason` of its log line). */
-export type FallbackReason = 'no_model' | 'model_not_local' | 'context_length_exceeded' | 'queue_full' | 'engine_error';
+export type FallbackReason = 'no_model' | 'model_not_local' | 'context_length_exceeded' | 'queue_full' | 'mesh_unavailable' | 'engine_error';
 
 /** Default seconds between health probes. */
 export const DEFAULT_PROBE_INTERVAL_S = 10;
@@ -84,8 +84,8 @@ export function normalizeFallbackUrl(input: string): URL {
 }
 
 /**
- * Which local outcomes the upstream may take instead: over the local context, queue full, and
- * engine failures (5xx). Every other error is the client's (bad JSON or fields, auth, rate limit,
+ * Which local outcomes the upstream may take instead: over the local context, queue full, a
+ * mesh coordinator whose peers cannot run the model (`mesh_unavailable`), and engine failures (5xx). Every other error is the client's (bad JSON or fields, auth, rate limit,
  * a bad image) and stands.
  *
  * @example
@@ -95,6 +95,7 @@ export function normalizeFallbackUrl(input: string): URL {
 export function fallbackReasonFor(e: ApiError): FallbackReason | null {
   if (e.apiCode === 'context_length_exceeded') return 'context_length_exceeded';
   if (e.apiCode === 'queue_full') return 'queue_full';
+  if (e.apiCode === 'mesh_unavailable') return 'mesh_unavailable';
   if (e.status >= 500) return 'engine_error';
   return null;
 }

@@ -57,6 +57,19 @@ function errorJson(message: string, type: string, code: string) {
   return { error: { message, type, param: null, code } };
 }
 
+/** The mesh signaling of a server started with `mesh` (its sockets must close before the server can). */
+const signalingOf = new WeakMap<Server, { close(): void }>();
+
+/**
+ * Stops a server started by `startServer`: closes the mesh's signaling sockets and every HTTP
+ * connection, and resolves once the server is closed.
+ */
+export function stopServer(server: Server): Promise<void> {
+  signalingOf.get(server)?.close();
+  server.closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 /**
  * Starts the server and resolves once it listens.
  *
@@ -79,13 +92,15 @@ export async function startServer(options: ServeOptions): Promise<Server> {
   let cachedReport: Promise<DoctorReport> | null = null;
   const api = createOpenAiApi(options.api ?? { engine: null });
   const fallback = options.api?.fallback ?? null;
+  const meshPipeline = options.mesh?.pipeline;
   const metrics = new ServingMetrics({
     engineStats: () => options.api?.engine?.stats() ?? null,
     gpuMemoryBytes: options.gpuMemoryBytes,
     ...(fallback ? { fallbackHealthy: () => fallback.healthy } : {}),
+    ...(meshPipeline ? { meshHops: () => meshPipeline.hops() } : {}),
   });
-  const observe = requestObserver({ metrics, sink: options.logSink });
-  let signaling: { handle(req: IncomingMessage, res: ServerResponse): boolean } | null = null;
+  const observe = requestObserver({ metrics, sink: options.logSink, ...(meshPipeline ? { enginePath: 'mesh' as const } : {}) });
+  let signaling: { handle(req: IncomingMessage, res: ServerResponse): boolean; close(): void } | null = null;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (signaling?.handle(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -140,7 +155,9 @@ export async function startServer(options: ServeOptions): Promise<Server> {
   if (options.mesh) {
     // Loaded only for the mesh: PeerJS's server brings express along.
     const { mountMeshSignaling } = await import('../mesh/signaling.ts');
-    signaling = mountMeshSignaling(server, { token: options.mesh.token });
+    const mounted = mountMeshSignaling(server, { token: options.mesh.token });
+    signaling = mounted;
+    signalingOf.set(server, mounted);
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -9,8 +9,9 @@
  *            or, sent upstream: noteFallback(res, …) ─► noteUpstreamResult(res, …)
  *         ─► res 'close' ─► one log line {request_id, method, path, status, served_by, …} + metrics
  *
- * `served_by` (the metrics' `path` label) says which path answered: `local` (this node's engine)
- * or `fallback` (the cloud upstream; `fallback_reason` says why it went there).
+ * `served_by` (the metrics' `path` label) says which path answered: `local` (this node's engine),
+ * `mesh` (a mesh coordinator's engine: its peers ran the layers) or `fallback` (the cloud
+ * upstream; `fallback_reason` says why it went there).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -26,6 +27,8 @@ export interface RequestContext {
   /** `performance.now()` at arrival. */
   start: number;
   servePath: ServePath;
+  /** The path of this node's own engine (`local`, or `mesh` on a mesh coordinator). */
+  enginePath: ServePath;
   model?: string;
   promptTokens?: number;
   completionTokens?: number;
@@ -58,7 +61,7 @@ export interface RequestLogLine {
   ttft_ms?: number;
   finish_reason?: string;
   error_code?: string;
-  /** Which path answered: `local` or `fallback`. */
+  /** Which path answered: `local`, `mesh` or `fallback`. */
   served_by: ServePath;
   fallback_reason?: string;
   upstream_error?: string;
@@ -106,7 +109,7 @@ export function noteFallback(res: ServerResponse, reason: string, model: string)
 export function noteFallbackUnreachable(res: ServerResponse, reason: string, error: string, nothingLocal: boolean): void {
   const c = contexts.get(res);
   if (!c) return;
-  c.servePath = nothingLocal ? 'fallback' : 'local';
+  c.servePath = nothingLocal ? 'fallback' : c.enginePath;
   c.fallbackReason = reason;
   c.upstreamError = error;
 }
@@ -168,6 +171,8 @@ export interface RequestObserverOptions {
   sink?: LogSink;
   /** Which requests get a log line and metrics; default: the API under `/v1/`. */
   observe?: (path: string) => boolean;
+  /** The `path` label of what this node's engine serves: `local` (default), or `mesh` on a mesh coordinator. */
+  enginePath?: ServePath;
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -183,12 +188,13 @@ const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 *
 export function requestObserver(o: RequestObserverOptions): (req: IncomingMessage, res: ServerResponse, path: string) => void {
   const sink = o.sink ?? stderrSink;
   const observe = o.observe ?? ((p: string) => p === '/v1' || p.startsWith('/v1/'));
+  const enginePath = o.enginePath ?? 'local';
   return (req, res, path) => {
     if (!observe(path)) return;
     const header = req.headers['x-request-id'];
     const given = Array.isArray(header) ? header[0] : header;
     const id = given && CLIENT_ID_RE.test(given) ? given : randomUUID().replace(/-/g, '');
-    const c: RequestContext = { id, method: req.method ?? 'GET', path, start: performance.now(), servePath: 'local' };
+    const c: RequestContext = { id, method: req.method ?? 'GET', path, start: performance.now(), servePath: enginePath, enginePath };
     contexts.set(res, c);
     res.setHeader('x-request-id', id);
     res.once('close', () => {
@@ -197,7 +203,7 @@ export function requestObserver(o: RequestObserverOptions): (req: IncomingMessag
       const disconnected = !res.writableFinished;
       const status = res.headersSent ? res.statusCode : 499;
       if (c.done && !disconnected) {
-        const local = c.servePath === 'local';
+        const local = c.servePath !== 'fallback';
         // An upstream's answer may not say its token counts (a stream without include_usage) or
         // when its first token came (a non-streamed answer): those stay unrecorded.
         o.metrics.recordRequest({

@@ -15,6 +15,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MeshHopSample } from '../../shared/engine/metrics.ts';
 
 /** Seconds between a donor's heartbeats. */
 export const HEARTBEAT_INTERVAL_S = 10;
@@ -230,7 +231,7 @@ export interface PipelinePeer {
 /** What the mesh coordinator reports (`MeshCoordinator.hops()` fits). */
 export interface PipelineView {
   /** One entry per peer: who it is, its range and state, and its hop counters (listed as given). */
-  hops(): readonly { peer: string; kind: string; adapter: string; range: readonly [number, number] | null; state: PipelinePeer['state'] }[];
+  hops(): readonly (MeshHopSample & { kind: string; adapter: string; range: readonly [number, number] | null })[];
 }
 
 export function meshHandler(o: { registry: DonorRegistry; apiKeys?: readonly string[]; pipeline?: PipelineView }) {

@@ -118,6 +118,10 @@ function sendError(res: ServerResponse, e: ApiError): void {
 /** Maps whatever an engine throws to an ApiError (a 400 when the request was at fault). */
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  // A mesh coordinator with no peers able to run the layers (the cloud fallback may take it).
+  if (e instanceof VlmeshError && e.code === 'MESH_UNAVAILABLE') {
+    return new ApiError(503, ApiErrorType.Unavailable, 'mesh_unavailable', `the mesh cannot serve this request now: ${e.message}`);
+  }
   if (e instanceof VlmeshError && CLIENT_ERRORS[e.code]) {
     return new ApiError(400, ApiErrorType.InvalidRequest, CLIENT_ERRORS[e.code], e.message, 'messages');
   }

@@ -12,10 +12,10 @@
  *   vlmesh:e2e_request_latency_seconds_sum{path="local"} 1.7
  *   vlmesh:e2e_request_latency_seconds_count{path="local"} 4
  *
- * Request metrics carry a `path` label (`local`: this node's engine; `fallback`: the cloud
- * upstream; the mesh path later) so the ways a request can be served stay apart. Gauges that
- * mirror live state (queue, KV cache, GPU memory, the upstream's health) take a `collect` callback
- * read at scrape time.
+ * Request metrics carry a `path` label (`local`: this node's engine; `mesh`: the mesh coordinator
+ * and its peers; `fallback`: the cloud upstream) so the ways a request can be served stay apart.
+ * Gauges that mirror live state (queue, KV cache, GPU memory, the upstream's health, the mesh's
+ * peers and hops) take a `collect` callback read at scrape time.
  */
 import type { EngineCounters, EngineStats } from './engine.ts';
 
@@ -267,8 +267,8 @@ export class Registry {
   }
 }
 
-/** How a request was served: `local` on this node's engine, `fallback` by the cloud upstream (mesh later). */
-export type ServePath = 'local' | 'fallback';
+/** How a request was served: `local` on this node's engine, `mesh` by the mesh coordinator (its peers), `fallback` by the cloud upstream. */
+export type ServePath = 'local' | 'mesh' | 'fallback';
 
 /** Latency buckets in seconds (vLLM's TTFT buckets, up to 2 minutes). */
 export const LATENCY_BUCKETS = [
@@ -300,6 +300,23 @@ export interface ServingMetricsOptions {
   gpuMemoryBytes?: () => number | null;
   /** Whether the fallback upstream is healthy; given only when there is one (adds `vlmesh:fallback_healthy`). */
   fallbackHealthy?: () => boolean;
+  /** The mesh coordinator's peers and hop counters; given only on a coordinator (adds the `vlmesh:mesh_*` metrics). */
+  meshHops?: () => readonly MeshHopSample[];
+}
+
+/** One mesh peer's hop as the metrics read it (`MeshCoordinator.hops()` fits). */
+export interface MeshHopSample {
+  peer: string;
+  state: 'active' | 'idle' | 'lost';
+  /** Bytes of frames sent to / received from the peer. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Forward round trips completed. */
+  forwards: number;
+  /** Mean forward round trip, milliseconds. */
+  meanRttMs: number;
+  /** Bytes of one decoded token's frame to this peer (0 before the first decode step). */
+  decodeBytesPerToken: number;
 }
 
 /**
@@ -330,6 +347,8 @@ export class ServingMetrics {
   readonly gpuMemory: Gauge;
   /** 1 while the fallback upstream is healthy, 0 while not; null without a fallback. */
   readonly fallbackHealthy: Gauge | null;
+  /** The mesh metrics (peers by state, per-hop bytes, forwards, latency); null off a coordinator. */
+  readonly mesh: { peers: Gauge; hopBytes: Counter; hopForwards: Counter; hopLatency: Gauge; hopDecodeBytes: Gauge } | null;
 
   constructor(o: ServingMetricsOptions = {}) {
     const r = this.registry;
@@ -368,8 +387,58 @@ export class ServingMetrics {
     this.fallbackHealthy = fallbackHealthy
       ? r.gauge({ name: 'vlmesh:fallback_healthy', help: 'Whether the fallback upstream is healthy (1) or not (0).', collect: (g) => g.set({}, fallbackHealthy() ? 1 : 0) })
       : null;
+    const meshHops = o.meshHops;
+    this.mesh = meshHops
+      ? {
+          peers: r.gauge({
+            name: 'vlmesh:mesh_peers',
+            help: 'Mesh peers known to the coordinator, by state (active: holds layers; idle: holds none; lost: dropped).',
+            labelNames: ['state'],
+            collect: (g) => {
+              const n = { active: 0, idle: 0, lost: 0 };
+              for (const h of meshHops()) n[h.state]++;
+              for (const [state, v] of Object.entries(n)) g.set({ state }, v);
+            },
+          }),
+          hopBytes: r.counter({
+            name: 'vlmesh:mesh_hop_bytes_total',
+            help: 'Bytes of mesh frames between the coordinator and a peer, by direction (sent to the peer, received from it).',
+            labelNames: ['peer', 'direction'],
+            collect: (c) => {
+              for (const h of meshHops()) {
+                c.setTotal({ peer: h.peer, direction: 'sent' }, h.bytesSent);
+                c.setTotal({ peer: h.peer, direction: 'received' }, h.bytesReceived);
+              }
+            },
+          }),
+          hopForwards: r.counter({
+            name: 'vlmesh:mesh_hop_forwards_total',
+            help: 'Forward round trips (hidden states out, results back) completed with a peer.',
+            labelNames: ['peer'],
+            collect: (c) => {
+              for (const h of meshHops()) c.setTotal({ peer: h.peer }, h.forwards);
+            },
+          }),
+          hopLatency: r.gauge({
+            name: 'vlmesh:mesh_hop_latency_seconds',
+            help: 'Mean seconds of a forward round trip to a peer (send to result, the peer\'s compute included).',
+            labelNames: ['peer'],
+            collect: (g) => {
+              for (const h of meshHops()) g.set({ peer: h.peer }, h.meanRttMs / 1000);
+            },
+          }),
+          hopDecodeBytes: r.gauge({
+            name: 'vlmesh:mesh_hop_decode_bytes_per_token',
+            help: 'Bytes of one decoded token\'s frame to a peer (hidden size x 2 in f16, plus header and positions).',
+            labelNames: ['peer'],
+            collect: (g) => {
+              for (const h of meshHops()) g.set({ peer: h.peer }, h.decodeBytesPerToken);
+            },
+          }),
+        }
+      : null;
     for (const c of [this.promptTokens, this.generationTokens]) {
-      c.touch({ path: 'local' });
+      c.touch({ path: meshHops ? 'mesh' : 'local' });
       if (fallbackHealthy) c.touch({ path: 'fallback' });
     }
   }

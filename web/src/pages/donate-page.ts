@@ -5,6 +5,11 @@
  *   createGpuContext ─► measureMatmul (the model's linear kernel) ─► GFLOP/s
  *   POST /v1/mesh/donors ─► registered ─► heartbeat every 10 s (state and last beat shown)
  *
+ * With `?token=T` (the node's `--mesh-token`) the tab also joins the mesh as a stage
+ * (donate/mesh-stage.ts): it serves the decoder layers the coordinator assigns and shows the
+ * layers it holds, the tokens it ran, the mesh's peers and the bytes each way. `?throughput=N`
+ * (tokens/s through one layer) replaces the calibration run.
+ *
  * WebGPU does not expose a device's memory; the estimate is the largest buffer the adapter
  * allows (`maxBufferSize`, at least `maxStorageBufferBindingSize`), which bounds what one tensor
  * can take and tracks the device's class.
@@ -13,9 +18,11 @@ import { css, html, LitElement, nothing } from 'lit';
 import { createGpuContext, type GpuContext } from '../../../shared/gpu/context.ts';
 import { loadSettings } from '../chat/store.ts';
 import { type MatmulBenchmark, measureMatmul } from '../donate/benchmark.ts';
+import { joinMeshFromTab, type TabStage } from '../donate/mesh-stage.ts';
 import { type DonorOffer, DonorRegistration, type RegistrationState } from '../donate/registration.ts';
 import { formatBytes } from '../ui/load-progress.ts';
 import { baseStyles } from '../ui/theme.ts';
+import { fetchWebConfig } from '../web-config.ts';
 
 const SHOWN_LIMITS = [
   'maxBufferSize',
@@ -35,6 +42,10 @@ export class DonatePageElement extends LitElement {
     registration: { state: true },
     noGpu: { state: true },
     now: { state: true },
+    stage: { state: true },
+    stageState: { state: true },
+    meshPeers: { state: true },
+    route: { state: true },
   };
   declare offer: Omit<DonorOffer, 'gflops'> | null;
   declare limits: Record<string, number>;
@@ -43,6 +54,13 @@ export class DonatePageElement extends LitElement {
   declare registration: RegistrationState | null;
   declare noGpu: string;
   declare now: number;
+  declare stage: TabStage | null;
+  /** '' (not asked to join), 'joining', 'serving', 'left: …' or 'failed: …'. */
+  declare stageState: string;
+  /** Live peers of the mesh (GET /v1/mesh), null before the first answer. */
+  declare meshPeers: number | null;
+  /** The WebRTC route to the coordinator (`local ↔ remote`). */
+  declare route: string;
 
   private reg: DonorRegistration | null = null;
   private ctx: GpuContext | null = null;
@@ -58,6 +76,10 @@ export class DonatePageElement extends LitElement {
     this.registration = null;
     this.noGpu = '';
     this.now = Date.now();
+    this.stage = null;
+    this.stageState = '';
+    this.meshPeers = null;
+    this.route = '';
   }
 
   static override styles = [
@@ -140,6 +162,7 @@ export class DonatePageElement extends LitElement {
     clearInterval(this.clock);
     window.removeEventListener('pagehide', this.onHide);
     this.reg?.stop();
+    this.stage?.close();
     this.ctx?.destroy();
   }
 
@@ -185,7 +208,78 @@ export class DonatePageElement extends LitElement {
       apiKey: loadSettings().apiKey,
       onChange: (s) => (this.registration = s),
     });
-    await this.reg.start();
+    const params = new URLSearchParams(location.search);
+    const token = params.get('token');
+    await Promise.all([this.reg.start(), token ? this.joinStage(token, Number(params.get('throughput')) || undefined) : Promise.resolve()]);
+  }
+
+  /** Joins the mesh as a stage and keeps the peer count fresh while serving. */
+  private async joinStage(token: string, throughput: number | undefined): Promise<void> {
+    this.stageState = 'joining';
+    const { modelUrl } = await fetchWebConfig();
+    if (!modelUrl) {
+      this.stageState = 'failed: this node publishes no model files';
+      return;
+    }
+    try {
+      this.stage = await joinMeshFromTab({
+        ctx: this.ctx!,
+        token,
+        modelUrl,
+        memoryBytes: this.offer!.memory.estimateBytes,
+        throughput,
+        onChange: () => this.requestUpdate(),
+      });
+    } catch (e) {
+      this.stageState = `failed: ${(e as Error).message}`;
+      return;
+    }
+    this.stageState = 'serving';
+    const apiKey = loadSettings().apiKey;
+    const poll = setInterval(() => {
+      fetch('/v1/mesh', { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, cache: 'no-store' })
+        .then((r) => r.json() as Promise<{ hops?: { state: string }[] }>)
+        .then((j) => (this.meshPeers = (j.hops ?? []).filter((h) => h.state !== 'lost').length))
+        .catch(() => {});
+      void this.stage
+        ?.route()
+        .then((r) => (this.route = r ? `${r.local} ↔ ${r.remote}` : ''))
+        .catch(() => {});
+    }, 1000);
+    void this.stage.closed.then((reason) => {
+      clearInterval(poll);
+      this.stageState = `left: ${reason}`;
+    });
+  }
+
+  private renderStage() {
+    if (!this.stageState) return nothing;
+    const s = this.stage;
+    const range = s?.range() ?? null;
+    const t = s?.traffic;
+    return html`<section aria-labelledby="stage-h" aria-live="polite">
+      <h2 id="stage-h">Mesh stage</h2>
+      <dl>
+        <dt>State</dt>
+        <dd class="stage-state" data-stage-state=${this.stageState.split(':')[0]}>${this.stageState}</dd>
+        ${s
+          ? html`<dt>Peer id</dt>
+              <dd><code>${s.id}</code></dd>
+              <dt>Layers held</dt>
+              <dd class="layers" data-range=${range ? `${range[0]},${range[1]}` : ''}>${range ? `[${range[0]}, ${range[1]}) — ${range[1] - range[0]} layer${range[1] - range[0] === 1 ? '' : 's'}` : 'none yet'}</dd>
+              <dt>Tokens served</dt>
+              <dd class="tokens" data-tokens=${t!.tokensServed}>${t!.tokensServed} (${t!.results} chunks)</dd>
+              <dt>Peers in the mesh</dt>
+              <dd class="peers">${this.meshPeers ?? '…'}</dd>
+              <dt>Bytes</dt>
+              <dd class="bytes" data-sent=${t!.bytesSent} data-received=${t!.bytesReceived}>${formatBytes(t!.bytesReceived)} in, ${formatBytes(t!.bytesSent)} out</dd>
+              <dt>Route</dt>
+              <dd class="route">${this.route || '…'}</dd>
+              <dt>Weights downloaded</dt>
+              <dd>${formatBytes(s.weightBytes())} (${s.throughput.toFixed(1)} tokens/s a layer)</dd>`
+          : nothing}
+      </dl>
+    </section>`;
   }
 
   private renderRegistration() {
@@ -254,7 +348,8 @@ export class DonatePageElement extends LitElement {
           <section aria-labelledby="reg-h" aria-live="polite">
             <h2 id="reg-h">Coordinator</h2>
             ${this.renderRegistration()}
-          </section>`
+          </section>
+          ${this.renderStage()}`
         : nothing}
     `;
   }

@@ -1,0 +1,84 @@
+/**
+ * What every mesh peer shares, whatever runs it (`vlmesh join` in Node, a `/donate` tab): where the
+ * signaling server lives, the coordinator's PeerJS id, the calibration run that measures a peer's
+ * per-layer throughput for the placement, and a transport wrapper that counts a stage's traffic
+ * (bytes each way, tokens it ran) for the peer's own display.
+ */
+import type { GpuContext } from '../gpu/context.ts';
+import type { Qwen3VLConfig } from '../model/qwen3-vl/config.ts';
+import type { GpuWeights } from '../model/qwen3-vl/weights.gpu.ts';
+import { StageRunner } from './stage.ts';
+import type { Transport } from './transport.ts';
+
+/** Where PeerJS clients find the coordinator's signaling server (their `path` option). */
+export const SIGNALING_PATH = '/peerjs';
+
+/** The PeerJS id the coordinator registers under. */
+export const COORDINATOR_PEER_ID = 'vlmesh-coordinator';
+
+/** Measures tokens/s through one decoder layer: a few single-token forwards on `layer`. */
+export async function calibrateLayerThroughput(ctx: GpuContext, config: Qwen3VLConfig, weights: GpuWeights, layer: number): Promise<number> {
+  const runner = new StageRunner(ctx, config, weights, [layer, layer + 1], { numBlocks: 4, blockSize: 16 });
+  const Hd = config.text.hiddenSize;
+  const hidden = Float32Array.from({ length: Hd }, (_, i) => Math.sin(i));
+  const step = (i: number) => {
+    const p = Int32Array.of(i);
+    return runner.forward({ kind: 'forward', seq: 0, chunk: i, start: i, positions: [p, p, p], hidden, rows: 1, cols: Hd, dtype: 'f32' });
+  };
+  try {
+    await step(0); // compiles the pipelines
+    const n = 8;
+    const t0 = performance.now();
+    for (let i = 1; i <= n; i++) await step(i);
+    const s = (performance.now() - t0) / 1000;
+    return n / Math.max(s, 1e-6);
+  } finally {
+    runner.dispose();
+  }
+}
+
+/** A stage's traffic so far. */
+export interface StageTraffic {
+  bytesSent: number;
+  bytesReceived: number;
+  /** Rows of hidden states this stage returned (prompt tokens and decoded tokens; replays included). */
+  tokensServed: number;
+  /** Result frames returned (one per chunk run). */
+  results: number;
+}
+
+/** Frame header offsets (see wire.ts). */
+const KIND_OFFSET = 5;
+const ROWS_OFFSET = 20;
+/** Index of 'result' in the wire's kinds. */
+const RESULT_KIND = 1;
+
+/**
+ * `t`, counting what goes through it into `traffic` (read it any time).
+ *
+ * @example
+ * const traffic = { bytesSent: 0, bytesReceived: 0, tokensServed: 0, results: 0 };
+ * new StagePeer(countingTransport(transport, traffic), options);
+ */
+export function countingTransport(t: Transport, traffic: StageTraffic): Transport {
+  return {
+    get closed() {
+      return t.closed;
+    },
+    send(frame) {
+      traffic.bytesSent += frame.length;
+      if (frame.length > ROWS_OFFSET + 4 && frame[KIND_OFFSET] === RESULT_KIND) {
+        traffic.results++;
+        traffic.tokensServed += new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(ROWS_OFFSET, true);
+      }
+      t.send(frame);
+    },
+    onMessage: (handler) =>
+      t.onMessage((f) => {
+        traffic.bytesReceived += f.length;
+        handler(f);
+      }),
+    onClose: (h) => t.onClose(h),
+    close: (reason) => t.close(reason),
+  };
+}
