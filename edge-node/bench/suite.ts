@@ -119,7 +119,8 @@ export async function runBench(ctx: GpuContext, o: BenchOptions): Promise<BenchR
     const rest: MatmulShape[] = matmulShapes(dims, prefillRows.slice(1), []);
     const results = [
       ...(await measureMatmuls(ctx, first, limits, kopts)),
-      ...(await measureMatmuls(ctx, rest, limits, { ...kopts, variants: ['linear/matmul-vec4'] })),
+      // The larger prefill shape: matmul-vec4 and the adapter's own prefill kernel.
+      ...(await measureMatmuls(ctx, rest, limits, { ...kopts, variants: [...new Set(['linear/matmul-vec4', ctx.variants.linearPrefill] as const)] })),
     ];
     const best = (phase: 'prefill' | 'decode') =>
       results.filter((r) => r.phase === phase).reduce((a, b) => (b.fraction > a.fraction ? b : a));

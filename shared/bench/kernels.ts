@@ -194,7 +194,9 @@ export function matmulShapes(d: BenchDims, prefillRows: readonly number[], decod
 
 /** The variants that accept a shape (gemv only for few rows). */
 export function variantsFor(shape: MatmulShape): LinearVariant[] {
-  return shape.M <= 8 ? ['linear/gemv', 'linear/matmul-vec4', 'linear/matmul-tiled'] : ['linear/matmul-vec4', 'linear/matmul-tiled'];
+  return shape.M <= 8
+    ? ['linear/gemv', 'linear/matmul-vec4', 'linear/matmul-rows', 'linear/matmul-tiled']
+    : ['linear/matmul-vec4', 'linear/matmul-rows', 'linear/matmul-tiled'];
 }
 
 export interface MatmulBenchOptions extends KernelBenchOptions {

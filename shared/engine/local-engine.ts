@@ -819,6 +819,9 @@ export class LocalEngine implements Engine {
       }
     }
     const out = ctx.empty([batch.length], 'u32', 'sampled');
+    // Per-row temporaries live until the readback: a pooled buffer released inside the batch and
+    // written again would force an early submit (see GpuContext.write).
+    const temps: Tensor[] = [];
     try {
       ctx.run(argmax(ctx, { logits, out }));
       const sampled: number[] = [];
@@ -826,19 +829,20 @@ export class LocalEngine implements Engine {
         const sp = s.req.sampling;
         if (!(sp.temperature > 0)) return;
         s.rng ??= new SampleRng(sp.seed ?? 0);
+        const u = ctx.upload(s.rng.uniforms(1), [1], 'f32', 'sample.u');
         const row = ctx.empty([1, V], 'f32', 'sample.row');
         const one = ctx.empty([1], 'u32', 'sample.one');
-        const u = ctx.upload(s.rng.uniforms(1), [1], 'f32', 'sample.u');
+        temps.push(u, row, one);
         ctx.copy(logits.view(r * V, V), row);
         ctx.run(topKTopP(ctx, { logits: row, uniforms: u, out: one, temperature: sp.temperature, topK: sp.topK, topP: sp.topP }));
         ctx.copy(one, out.view(r, 1));
-        for (const t of [row, one, u]) t.release();
         sampled.push(r);
       });
       const ids = Array.from(await ctx.read(out));
       checkSampled(sampled.map((r) => ids[r]));
       return ids;
     } finally {
+      for (const t of temps) t.release();
       out.release();
     }
   }

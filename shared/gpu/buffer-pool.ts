@@ -35,12 +35,25 @@ export class BufferPool {
     private readonly create: (size: number, usage: GPUBufferUsageFlags, label: string) => GPUBuffer,
   ) {}
 
-  /** Returns a buffer of at least `bytes` bytes with exactly `usage`, labelled `label`. */
-  acquire(bytes: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
+  /**
+   * Returns a buffer of at least `bytes` bytes with exactly `usage`, labelled `label`. A free
+   * buffer for which `avoid` returns true is passed over (a new one is created if no other fits).
+   */
+  acquire(bytes: number, usage: GPUBufferUsageFlags, label: string, avoid?: (buf: GPUBuffer) => boolean): GPUBuffer {
     const size = sizeClass(bytes);
     const key = `${usage}:${size}`;
     const list = this.free.get(key);
-    let buf = list?.pop();
+    let buf: GPUBuffer | undefined;
+    if (list && avoid) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (avoid(list[i])) continue;
+        buf = list[i];
+        list.splice(i, 1);
+        break;
+      }
+    } else {
+      buf = list?.pop();
+    }
     if (buf) {
       this.stats.reused++;
       this.stats.bytesFree -= size;

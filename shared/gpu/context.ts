@@ -28,7 +28,7 @@ import {
 } from './capabilities.ts';
 import { type AnyHostArray, type DType, dtypeBytes, elementCount } from './dtype.ts';
 import { fromF16Array } from './f16.ts';
-import { packUniforms, type ProgramCall, type ProgramInfo } from './program.ts';
+import { type ProgramCall, type ProgramInfo, packUniforms } from './program.ts';
 import { isView, Tensor, type TensorView } from './tensor.ts';
 
 export interface GpuContextOptions {
@@ -46,6 +46,16 @@ export interface GpuContextOptions {
   onDeviceLost?: (err: DeviceLostError) => void;
   /** Power preference passed to `requestAdapter`. */
   powerPreference?: GPUPowerPreference;
+}
+
+/** Counters of the work a context has sent to the queue (for tests and benchmarks). */
+export interface GpuStats {
+  /** `queue.submit` calls: one per flushed batch (reads and clears ride in the batch). */
+  submits: number;
+  /** `queue.writeBuffer` calls of tensor data (uniforms excluded). */
+  writes: number;
+  /** Batches flushed early because a write targeted a buffer the open batch still uses. */
+  hazardFlushes: number;
 }
 
 interface CachedPipeline {
@@ -117,13 +127,18 @@ export class GpuContext {
   private readonly pendingScopes: Promise<VlmeshError | null>[] = [];
   private readonly errors: VlmeshError[] = [];
   private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
   private pendingUniforms: GPUBuffer[] = [];
+  /** Buffers the open encoder reads or writes: a host write to one of them must flush first. */
+  private readonly encoded = new Set<GPUBuffer>();
   private lostError: DeviceLostError | null = null;
   private destroyed = false;
   private dummy: Tensor | null = null;
   private debugWgsl: GpuContextOptions['debugWgsl'];
   /** Dispatches encoded since the context began (for tests and benchmarks). */
   dispatchCount = 0;
+  /** Submits and writes since the context began (for tests and benchmarks). */
+  readonly stats: GpuStats = { submits: 0, writes: 0, hazardFlushes: 0 };
 
   constructor(
     gpuAdapter: GPUAdapter,
@@ -148,7 +163,7 @@ export class GpuContext {
       limits,
       maxBindingBytes: Math.min(maxBinding, options.maxBindingBytes ?? maxBinding),
     };
-    this.variants = chooseVariants(this.caps);
+    this.variants = chooseVariants(this.caps, this.adapter);
     this.pool = new BufferPool((size, usage, label) => device.createBuffer({ size, usage, label }));
     device.addEventListener('uncapturederror', (ev) => {
       this.errors.push(toTypedError((ev as GPUUncapturedErrorEvent).error, 'uncaptured'));
@@ -182,6 +197,10 @@ export class GpuContext {
 
   /** An uninitialised tensor from the pool. */
   empty(shape: readonly number[], dtype: DType, label: string): Tensor {
+    return this.fromPool(shape, dtype, label, false);
+  }
+
+  private fromPool(shape: readonly number[], dtype: DType, label: string, unusedByBatch: boolean): Tensor {
     this.assertAlive();
     const bytes = alignTo(elementCount(shape) * dtypeBytes(dtype), 4);
     if (bytes > this.caps.limits.maxBufferSize) {
@@ -189,27 +208,30 @@ export class GpuContext {
         `tensor "${label}" [${shape}] ${dtype} needs ${bytes} bytes, above this adapter's maxBufferSize ${this.caps.limits.maxBufferSize}`,
       );
     }
-    const buf = this.pool.acquire(bytes, STORAGE | COPY_SRC | COPY_DST, label);
+    const avoid = unusedByBatch && this.encoded.size > 0 ? (b: GPUBuffer) => this.encoded.has(b) : undefined;
+    const buf = this.pool.acquire(bytes, STORAGE | COPY_SRC | COPY_DST, label, avoid);
     return new Tensor(buf, shape, dtype, label, (b) => this.pool.release(b));
   }
 
-  /** A tensor filled with zeros. */
+  /** A tensor filled with zeros (the clear is encoded into the current batch). */
   zeros(shape: readonly number[], dtype: DType, label: string): Tensor {
     const t = this.empty(shape, dtype, label);
-    this.flush();
-    const enc = this.device.createCommandEncoder({ label: `${label}:clear` });
+    const enc = this.batchEncoder();
     enc.clearBuffer(t.buffer, 0, t.buffer.size);
-    this.device.queue.submit([enc.finish()]);
+    this.encoded.add(t.buffer);
     return t;
   }
 
-  /** Uploads host data. f16 data is given as raw 16-bit patterns. */
+  /**
+   * Uploads host data. f16 data is given as raw 16-bit patterns. The tensor's buffer is one the
+   * open batch does not use, so the upload never forces an early submit.
+   */
   upload(data: AnyHostArray, shape: readonly number[], dtype: DType, label: string): Tensor {
     const n = elementCount(shape);
     if (data.length !== n) {
       throw new ShapeError(`upload of "${label}": ${data.length} values for shape [${shape}] (${n} elements)`);
     }
-    const t = this.empty(shape, dtype, label);
+    const t = this.fromPool(shape, dtype, label, true);
     this.write(t, data);
     return t;
   }
@@ -217,9 +239,15 @@ export class GpuContext {
   /** Writes host data into a tensor, starting at element `offset`. */
   write(t: Tensor, data: AnyHostArray, offset = 0): void {
     this.assertAlive();
-    // queue.writeBuffer runs ahead of commands still in the open encoder: submit those first so a
-    // pooled buffer is never overwritten before earlier encoded work has read it.
-    this.flush();
+    // queue.writeBuffer runs ahead of commands still in the open encoder: when that encoder uses
+    // this buffer (a pooled buffer released and acquired again within the batch, or a tensor
+    // rewritten between dispatches), submit it first so earlier encoded work sees the old data.
+    // Writes to buffers the batch does not touch go straight to the queue: the small per-step
+    // inputs of a decode step cost no extra submit.
+    if (this.encoded.has(t.buffer)) {
+      this.stats.hazardFlushes++;
+      this.flush();
+    }
     const bpe = dtypeBytes(t.dtype);
     if (data.BYTES_PER_ELEMENT !== bpe) {
       throw new ShapeError(`write to "${t.label}" (${t.dtype}) got a ${data.constructor.name}`);
@@ -243,6 +271,7 @@ export class GpuContext {
     for (let i = 0; i < bytes.byteLength; i += CHUNK) {
       const part = bytes.subarray(i, Math.min(bytes.byteLength, i + CHUNK));
       this.device.queue.writeBuffer(t.buffer, byteOffset, part.buffer, part.byteOffset, part.byteLength);
+      this.stats.writes++;
       byteOffset += part.byteLength;
     }
   }
@@ -256,11 +285,9 @@ export class GpuContext {
     const start = offset * bpe;
     const alignedStart = start - (start % 4);
     const byteLen = alignTo(start + size * bpe, 4) - alignedStart;
-    this.flush();
     const staging = this.pool.acquire(byteLen, MAP_READ | COPY_DST, `${t.label}:readback`);
-    const enc = this.device.createCommandEncoder({ label: `${t.label}:readback` });
-    enc.copyBufferToBuffer(t.buffer, alignedStart, staging, 0, byteLen);
-    this.device.queue.submit([enc.finish()]);
+    // The copy rides at the end of the open batch: a step's work and its readback are one submit.
+    this.batchEncoder().copyBufferToBuffer(t.buffer, alignedStart, staging, 0, byteLen);
     await this.sync();
     await staging.mapAsync(MAP_READ, 0, byteLen);
     const copy = staging.getMappedRange(0, byteLen).slice(0);
@@ -381,17 +408,18 @@ export class GpuContext {
     });
     entries.push({ binding: call.bindings.length, resource: { buffer: ubuf, offset: 0, size: uniformData.byteLength } });
     const group = this.device.createBindGroup({ label: info.name, layout, entries });
-    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'vlmesh-batch' });
-    const pass = this.encoder.beginComputePass({ label: info.name });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
     const [x, y, z] = call.workgroups;
     const maxDim = this.caps.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
       throw new ShapeError(`${info.name}: dispatch (${x}, ${y}, ${z}) exceeds ${maxDim} workgroups per dimension`);
     }
+    for (const b of call.bindings) this.encoded.add(isView(b) ? b.tensor.buffer : b.buffer);
+    // Consecutive dispatches share one compute pass: each dispatch is its own usage scope, so the
+    // implementation still orders a dispatch's reads after the previous one's writes.
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(x, y, z);
-    pass.end();
     this.dispatchCount++;
   }
 
@@ -414,20 +442,43 @@ export class GpuContext {
       throw new ShapeError(`copy "${s.tensor.label}" → "${d.tensor.label}": offsets and size must be multiples of 4 bytes`);
     }
     if (n === 0) return;
+    this.batchEncoder().copyBufferToBuffer(s.tensor.buffer, so, d.tensor.buffer, dof, n);
+    this.encoded.add(s.tensor.buffer);
+    this.encoded.add(d.tensor.buffer);
+  }
+
+  /** The open batch's encoder outside any pass (for copies and clears), created on first use. */
+  private batchEncoder(): GPUCommandEncoder {
+    this.endPass();
     if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'vlmesh-batch' });
-    this.encoder.copyBufferToBuffer(s.tensor.buffer, so, d.tensor.buffer, dof, n);
+    return this.encoder;
+  }
+
+  /** The open compute pass of the batch, begun on first use after a copy or a flush. */
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.batchEncoder().beginComputePass({ label: 'vlmesh-dispatches' });
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (!this.pass) return;
+    this.pass.end();
+    this.pass = null;
   }
 
   /** Submits the encoded batch (inside error scopes). Does not wait. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     const enc = this.encoder;
     this.encoder = null;
+    this.encoded.clear();
     const device = this.device;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     device.pushErrorScope('internal');
     device.queue.submit([enc.finish()]);
+    this.stats.submits++;
     const internal = device.popErrorScope();
     const validation = device.popErrorScope();
     const oom = device.popErrorScope();
@@ -484,7 +535,9 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.pass = null;
     this.encoder = null;
+    this.encoded.clear();
     this.pool.trim();
     this.device.destroy();
   }

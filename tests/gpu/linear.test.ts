@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { GEMV, linear, linearCalls, MATMUL_TILED, MATMUL_VEC4, selectLinear } from '../../shared/kernels/linear/index.ts';
-import type { LinearVariant } from '../../shared/kernels/linear/index.ts';
+import { isLlvmpipe } from '../../shared/gpu/capabilities.ts';
 import { roundToF16, toF16Array } from '../../shared/gpu/f16.ts';
+import type { LinearVariant } from '../../shared/kernels/linear/index.ts';
+import { GEMV, linear, linearCalls, MATMUL_ROWS, MATMUL_TILED, MATMUL_VEC4, matmulRowsSupported, selectLinear } from '../../shared/kernels/linear/index.ts';
 import { linearRef } from '../../shared/reference/linear.ts';
 import { expectClose, F32_TOL } from '../support/close.ts';
 import { testContext } from '../support/gpu.ts';
@@ -75,6 +76,40 @@ describe.skipIf(!ctx)('linear y = x·Wᵀ + b', () => {
     }
   });
 
+  it('matmul-rows: shapes not multiples of its tiles, offsets; a row gives the same bits in any tile', async (t) => {
+    const c = ctx!;
+    if (!matmulRowsSupported(c)) t.skip(); // needs subgroups of one fixed size
+    const rng = new Rng(5);
+    for (let i = 0; i < 6; i++) {
+      for (const f16 of dtypes()) {
+        const K = 4 * rng.int(1, 40);
+        await check(MATMUL_ROWS, {
+          M: i < 2 ? rng.int(1, 9) : rng.int(9, 150), N: rng.int(1, 300), K, bias: i % 2 === 0, f16,
+          ldx: K + 4 * rng.int(0, 2), xOffset: 4 * rng.int(0, 3), seed: 500 + i,
+        });
+      }
+    }
+    // Decode-sized calls (other tiles) give the same bits for the same rows as a prefill-sized
+    // call: batch invariance. K = 4·odd leaves a partial block of K at the end.
+    for (const f16 of dtypes()) {
+      const M = 70, N = 130, K = 92;
+      const x = c.upload(rng.normals(M * K), [M, K], 'f32', 'x');
+      const wHost = rng.normals(N * K);
+      const w = f16 ? c.upload(toF16Array(wHost), [N, K], 'f16', 'w') : c.upload(wHost, [N, K], 'f32', 'w');
+      const ya = c.empty([M, N], 'f32', 'ya');
+      linear(c, { x, w, y: ya, M, N, K }, MATMUL_ROWS);
+      const all = await c.readF32(ya);
+      for (const rows of [1, 2, 3, 5, 8]) {
+        const first = 7;
+        const yr = c.empty([rows, N], 'f32', 'yr');
+        linear(c, { x, w, y: yr, M: rows, N, K, xOffset: first * K }, MATMUL_ROWS);
+        expect(await c.readF32(yr), `f16=${f16} rows=${rows}`).toEqual(all.slice(first * N, (first + rows) * N));
+        yr.release();
+      }
+      for (const t2 of [x, w, ya]) t2.release();
+    }
+  });
+
   it('gemv: decode shapes, 1 to 8 rows', async () => {
     const rng = new Rng(3);
     for (const M of [1, 2, 4, 5, 8]) {
@@ -85,12 +120,13 @@ describe.skipIf(!ctx)('linear y = x·Wᵀ + b', () => {
     }
   });
 
-  it('selects gemv for decode, vec4 for prefill, tiled for odd K', () => {
+  it('selects gemv for decode, vec4 for prefill (rows for both on llvmpipe), tiled for odd K', () => {
     const c = ctx!;
     const t = c.zeros([4], 'f32', 't');
     const w = c.zeros([1, 4], 'f32', 'w');
-    expect(selectLinear(c, { x: t, w, y: t, M: 1, N: 1, K: 4 })).toBe(GEMV);
-    expect(selectLinear(c, { x: t, w, y: t, M: 64, N: 1, K: 4 })).toBe(MATMUL_VEC4);
+    const rows = isLlvmpipe(c.adapter) && matmulRowsSupported(c);
+    expect(selectLinear(c, { x: t, w, y: t, M: 1, N: 1, K: 4 })).toBe(rows ? MATMUL_ROWS : GEMV);
+    expect(selectLinear(c, { x: t, w, y: t, M: 64, N: 1, K: 4 })).toBe(rows ? MATMUL_ROWS : MATMUL_VEC4);
     expect(selectLinear(c, { x: t, w, y: t, M: 64, N: 1, K: 3 })).toBe(MATMUL_TILED);
   });
 });

@@ -23,6 +23,7 @@ import type { LinearArgs } from './common.ts';
 import { GEMV_MAX_M, gemv } from './gemv.ts';
 import { gemvQ4 } from './gemv-q4.ts';
 import { matmulQ4 } from './matmul-q4.ts';
+import { matmulRows } from './matmul-rows.ts';
 import { matmulTiled } from './matmul-tiled.ts';
 import { matmulVec4, vec4Compatible } from './matmul-vec4.ts';
 import { isQuantized, type LinearWeight, type Q4LinearArgs } from './q4.ts';
@@ -31,11 +32,12 @@ export type { LinearArgs } from './common.ts';
 export { GEMV, GEMV_MAX_M, gemv } from './gemv.ts';
 export { GEMV_Q4, gemvQ4, gemvQ4Lanes } from './gemv-q4.ts';
 export { MATMUL_Q4, matmulQ4 } from './matmul-q4.ts';
+export { MATMUL_ROWS, type MatmulRowsTile, matmulRows, matmulRowsSupported, matmulRowsTile } from './matmul-rows.ts';
 export { MATMUL_TILED, matmulTiled } from './matmul-tiled.ts';
 export { MATMUL_VEC4, matmulVec4, vec4Compatible } from './matmul-vec4.ts';
 export { isQuantized, type LinearWeight, type Q4LinearArgs, QuantizedWeight } from './q4.ts';
 
-export type LinearVariant = 'linear/matmul-tiled' | 'linear/matmul-vec4' | 'linear/gemv';
+export type LinearVariant = 'linear/matmul-tiled' | 'linear/matmul-vec4' | 'linear/matmul-rows' | 'linear/gemv';
 /** Kernels for q4 weights. */
 export type LinearQ4Variant = 'linear/matmul-q4' | 'linear/gemv-q4';
 
@@ -131,7 +133,7 @@ export function linearCalls(ctx: GpuContext, anyArgs: AnyLinearArgs, variant?: L
     throw new ShapeError(`linear: ${variant} needs a q4 weight, "${args.w.label}" is ${args.w.dtype}`);
   }
   const v = variant ?? selectLinear(ctx, args);
-  const factory = v === 'linear/gemv' ? gemv : v === 'linear/matmul-vec4' ? matmulVec4 : matmulTiled;
+  const factory = v === 'linear/gemv' ? gemv : v === 'linear/matmul-vec4' ? matmulVec4 : v === 'linear/matmul-rows' ? matmulRows : matmulTiled;
   const base = args.wRowOffset ?? 0;
   const rows = windowRows(ctx, args.K, dtypeBytes(args.w.dtype), args.bias !== undefined);
   if (base === 0 && args.N <= rows) return [factory(ctx, args)];
