@@ -8,7 +8,7 @@
 import { VlmeshError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
 import { peerJsTransport } from '../../shared/mesh/datachannel.ts';
-import { COORDINATOR_PEER_ID, calibrateLayerThroughput, SIGNALING_PATH } from '../../shared/mesh/peer.ts';
+import { calibrateMiddleLayer, connectToCoordinator, signalingOptions } from '../../shared/mesh/peer.ts';
 import type { LayerRange } from '../../shared/mesh/placement.ts';
 import { StagePeer } from '../../shared/mesh/stage.ts';
 import type { Transport } from '../../shared/mesh/transport.ts';
@@ -106,45 +106,17 @@ export async function joinMesh(o: JoinOptions): Promise<JoinedPeer> {
     held = { range, weights };
     return weights;
   };
-  let throughput = o.throughput;
-  if (throughput === undefined) {
-    const L = config.text.numLayers;
-    const layer = Math.min(L - 1, Math.floor(L / 2));
-    throughput = await calibrateLayerThroughput(o.ctx, config, await weightsFor([layer, layer + 1]), layer);
-  }
-  const url = new URL(o.coordinator);
+  const throughput = o.throughput ?? (await calibrateMiddleLayer(o.ctx, config, weightsFor));
   const mod = (await import('peerjs')) as unknown as { default?: { Peer?: unknown }; Peer?: unknown };
   const PeerCtor = (mod.default?.Peer ?? mod.Peer ?? mod.default) as typeof import('peerjs').Peer;
-  const peer = new PeerCtor(o.peerId ?? '', {
-    host: url.hostname,
-    port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-    secure: url.protocol === 'https:',
-    path: SIGNALING_PATH,
-    key: o.token,
-    config: { iceServers: [] },
-    debug: 0,
-  });
-  const timeoutMs = o.timeoutMs ?? 15_000;
+  const peer = new PeerCtor(o.peerId ?? '', signalingOptions(new URL(o.coordinator), o.token));
   const fail = (message: string, cause?: unknown) => {
     peer.destroy();
     held?.weights.release();
     void opened.checkpoint.close();
     return new MeshJoinError(message, { cause });
   };
-  const conn = await new Promise<import('peerjs').DataConnection>((resolve, reject) => {
-    const timer = setTimeout(() => reject(fail(`no data channel to the coordinator at ${o.coordinator} within ${timeoutMs} ms`)), timeoutMs);
-    peer.on('error', (e) => {
-      clearTimeout(timer);
-      reject(fail(`joining ${o.coordinator}: ${e.type === 'server-error' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message}`, e));
-    });
-    peer.on('open', () => {
-      const c = peer.connect(COORDINATOR_PEER_ID, { serialization: 'raw', reliable: true });
-      c.on('open', () => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-  });
+  const conn = await connectToCoordinator(peer, { timeoutMs: o.timeoutMs ?? 15_000, where: `joining ${o.coordinator}: `, fail });
   const transport = watched(peerJsTransport(conn as never), o.coordinatorTimeoutMs ?? 5000);
   const stage = new StagePeer(transport, { ctx: o.ctx, config, weightsFor, numBlocks: o.numBlocks ?? 1024 });
   transport.send(

@@ -4,6 +4,7 @@
  * per-layer throughput for the placement, and a transport wrapper that counts a stage's traffic
  * (bytes each way, tokens it ran) for the peer's own display.
  */
+import type { DataConnection, Peer, PeerOptions } from 'peerjs';
 import type { GpuContext } from '../gpu/context.ts';
 import type { Qwen3VLConfig } from '../model/qwen3-vl/config.ts';
 import type { GpuWeights } from '../model/qwen3-vl/weights.gpu.ts';
@@ -35,6 +36,55 @@ export async function calibrateLayerThroughput(ctx: GpuContext, config: Qwen3VLC
   } finally {
     runner.dispose();
   }
+}
+
+/** Calibrates on the middle decoder layer (loaded through `weightsFor`, as a stage would). */
+export async function calibrateMiddleLayer(
+  ctx: GpuContext,
+  config: Qwen3VLConfig,
+  weightsFor: (range: readonly [number, number]) => Promise<GpuWeights>,
+): Promise<number> {
+  const L = config.text.numLayers;
+  const layer = Math.min(L - 1, Math.floor(L / 2));
+  return calibrateLayerThroughput(ctx, config, await weightsFor([layer, layer + 1]), layer);
+}
+
+/** PeerJS client options for the signaling server of the coordinator at `origin` (loopback ICE only). */
+export function signalingOptions(origin: { protocol: string; hostname: string; port: string }, token: string): PeerOptions {
+  return {
+    host: origin.hostname,
+    port: Number(origin.port || (origin.protocol === 'https:' ? 443 : 80)),
+    secure: origin.protocol === 'https:',
+    path: SIGNALING_PATH,
+    key: token,
+    config: { iceServers: [] },
+    debug: 0,
+  };
+}
+
+/**
+ * Opens `peer`'s data connection to the coordinator. A signaling error (a refused token among them)
+ * or no open channel within `timeoutMs` rejects with `fail(message, cause)`, which also cleans up;
+ * `where` prefixes the messages (e.g. "joining http://…: ").
+ */
+export function connectToCoordinator(
+  peer: Peer,
+  o: { timeoutMs: number; where: string; fail: (message: string, cause?: unknown) => Error },
+): Promise<DataConnection> {
+  return new Promise<DataConnection>((resolve, reject) => {
+    const timer = setTimeout(() => reject(o.fail(`${o.where}no data channel to the coordinator within ${o.timeoutMs} ms`)), o.timeoutMs);
+    peer.on('error', (e) => {
+      clearTimeout(timer);
+      reject(o.fail(`${o.where}${e.type === 'server-error' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message}`, e));
+    });
+    peer.on('open', () => {
+      const c = peer.connect(COORDINATOR_PEER_ID, { serialization: 'raw', reliable: true });
+      c.on('open', () => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+  });
 }
 
 /** A stage's traffic so far. */

@@ -6,24 +6,17 @@
  * skips the vision tower through the vision cache; priorities order admission without starving;
  * an abort frees the blocks.
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openModelDir } from '../../edge-node/io/model-dir.ts';
-import type { GenerationEvent, GenerationRequest, PriorityClass } from '../../shared/engine/engine.ts';
+import type { GenerationEvent, PriorityClass } from '../../shared/engine/engine.ts';
 import { LocalEngine, type LocalEngineOptions } from '../../shared/engine/local-engine.ts';
 import { MemoryVisionCache } from '../../shared/engine/vision-cache.ts';
-import type { ChatMessage } from '../../shared/text/chat-template.ts';
+import { e2eRequest, loadE2eCase } from '../support/e2e-cases.ts';
 import { testContext } from '../support/gpu.ts';
 
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const ctx = await testContext();
-
-interface E2eCase {
-  case: string;
-  messages: { role: string; content: string | { type: string; text?: string; image?: string }[] }[];
-  generated_ids: { data: number[] };
-}
 
 const CASES = [
   'case_one_image',
@@ -33,24 +26,9 @@ const CASES = [
   'case_special_token_text',
   'case_system_prompt',
   'case_text_multiturn_unicode',
-].map((n) => JSON.parse(readFileSync(`${golden}e2e/${n}.json`, 'utf8')) as E2eCase);
+].map(loadE2eCase);
 
-/** An e2e golden case as an engine request (image files read from the fixtures). */
-function request(c: E2eCase, extra: Partial<GenerationRequest> = {}, maxTokens = 8): GenerationRequest {
-  const images: GenerationRequest['images'] = [];
-  const messages: ChatMessage[] = c.messages.map((m) => ({
-    role: m.role,
-    content:
-      typeof m.content === 'string'
-        ? m.content
-        : m.content.map((p) => {
-            if (p.type !== 'image') return { type: 'text', text: p.text ?? '' };
-            images.push({ bytes: new Uint8Array(readFileSync(`${golden}e2e/${p.image}`)) });
-            return { type: 'image' };
-          }),
-  }));
-  return { id: c.case, messages, images, sampling: { maxTokens, temperature: 0, topP: 1, topK: 0 }, ...extra };
-}
+const request = e2eRequest;
 
 async function collect(events: AsyncIterable<GenerationEvent>): Promise<{ tokens: number[]; text: string; done: Extract<GenerationEvent, { kind: 'done' }> }> {
   const tokens: number[] = [];

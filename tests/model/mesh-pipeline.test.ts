@@ -6,7 +6,6 @@
  * layers move, their KV caches are rebuilt by replay, and the tokens do not change; a peer that
  * sends garbage (bad checksum, NaN, wrong shape) is evicted and the request completes.
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openModelDir } from '../../edge-node/io/model-dir.ts';
@@ -16,37 +15,16 @@ import { MeshCoordinator, type MeshEvent, MeshUnavailableError } from '../../sha
 import { StageOrderError, StagePeer, StageRunner } from '../../shared/mesh/stage.ts';
 import { type LinkFaults, inProcessLink } from '../../shared/mesh/transport.ts';
 import { decodeMessage, encodeMessage, frameBytes, type TensorMessage } from '../../shared/mesh/wire.ts';
-import type { ChatMessage } from '../../shared/text/chat-template.ts';
+import { type E2eCase, e2eRequest, loadE2eCase } from '../support/e2e-cases.ts';
 import { testContext } from '../support/gpu.ts';
 
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const ctx = await testContext();
 
-interface E2eCase {
-  case: string;
-  messages: { role: string; content: string | { type: string; text?: string; image?: string }[] }[];
-  generated_ids: { data: number[] };
-}
-
-const load = (n: string) => JSON.parse(readFileSync(`${golden}e2e/${n}.json`, 'utf8')) as E2eCase;
+const load = loadE2eCase;
 const TEXT = load('case_system_prompt');
 const IMAGE = load('case_one_image');
-
-function request(c: E2eCase, maxTokens = 8): GenerationRequest {
-  const images: GenerationRequest['images'] = [];
-  const messages: ChatMessage[] = c.messages.map((m) => ({
-    role: m.role,
-    content:
-      typeof m.content === 'string'
-        ? m.content
-        : m.content.map((p) => {
-            if (p.type !== 'image') return { type: 'text', text: p.text ?? '' };
-            images.push({ bytes: new Uint8Array(readFileSync(`${golden}e2e/${p.image}`)) });
-            return { type: 'image' };
-          }),
-  }));
-  return { id: c.case, messages, images, sampling: { maxTokens, temperature: 0, topP: 1, topK: 0 } };
-}
+const request = (c: E2eCase, maxTokens = 8): GenerationRequest => e2eRequest(c, {}, maxTokens);
 
 async function collect(events: AsyncIterable<GenerationEvent>, onToken?: (n: number) => void): Promise<number[]> {
   const tokens: number[] = [];

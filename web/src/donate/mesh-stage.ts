@@ -12,7 +12,7 @@
 import { VlmeshError } from '../../../shared/errors.ts';
 import type { GpuContext } from '../../../shared/gpu/context.ts';
 import { peerJsTransport } from '../../../shared/mesh/datachannel.ts';
-import { COORDINATOR_PEER_ID, calibrateLayerThroughput, countingTransport, SIGNALING_PATH, type StageTraffic } from '../../../shared/mesh/peer.ts';
+import { calibrateMiddleLayer, connectToCoordinator, countingTransport, signalingOptions, type StageTraffic } from '../../../shared/mesh/peer.ts';
 import type { LayerRange } from '../../../shared/mesh/placement.ts';
 import { StagePeer } from '../../../shared/mesh/stage.ts';
 import { encodeMessage } from '../../../shared/mesh/wire.ts';
@@ -86,43 +86,16 @@ export async function joinMeshFromTab(o: TabStageOptions): Promise<TabStage> {
     o.onChange?.();
     return weights;
   };
-  let throughput = o.throughput;
-  if (throughput === undefined) {
-    const L = config.text.numLayers;
-    const layer = Math.min(L - 1, Math.floor(L / 2));
-    throughput = await calibrateLayerThroughput(o.ctx, config, await weightsFor([layer, layer + 1]), layer);
-  }
+  const throughput = o.throughput ?? (await calibrateMiddleLayer(o.ctx, config, weightsFor));
   const { Peer } = await import('peerjs');
-  const peer = new Peer(`tab-${crypto.randomUUID().slice(0, 8)}`, {
-    host: location.hostname,
-    port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
-    secure: location.protocol === 'https:',
-    path: SIGNALING_PATH,
-    key: o.token,
-    config: { iceServers: [] },
-    debug: 0,
-  });
-  const timeoutMs = o.timeoutMs ?? 20_000;
+  const peer = new Peer(`tab-${crypto.randomUUID().slice(0, 8)}`, signalingOptions(location, o.token));
   const fail = (message: string, cause?: unknown) => {
     peer.destroy();
     held?.weights.release();
     void opened.checkpoint.close();
     return new TabStageError(message, { cause });
   };
-  const conn = await new Promise<import('peerjs').DataConnection>((resolve, reject) => {
-    const timer = setTimeout(() => reject(fail(`no data channel to the coordinator within ${timeoutMs} ms`)), timeoutMs);
-    peer.on('error', (e) => {
-      clearTimeout(timer);
-      reject(fail(e.type === 'server-error' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message, e));
-    });
-    peer.on('open', () => {
-      const c = peer.connect(COORDINATOR_PEER_ID, { serialization: 'raw', reliable: true });
-      c.on('open', () => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-  });
+  const conn = await connectToCoordinator(peer, { timeoutMs: o.timeoutMs ?? 20_000, where: '', fail });
   const traffic: StageTraffic = { bytesSent: 0, bytesReceived: 0, tokensServed: 0, results: 0 };
   const raw = peerJsTransport(conn);
   const transport = countingTransport(raw, traffic);
