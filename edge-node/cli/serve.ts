@@ -226,6 +226,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
             modelId,
             eosTokenIds: opened.generation?.eosTokenIds ?? [],
             meshOnly: values['mesh-only'],
+            decoders: nodeImageDecoders(),
+            videoProcessor: opened.videoProcessor,
+            maxModelLen,
             // One JSON line per mesh event (a peer dropped, a replan with its replay), like the request log.
             onEvent: (e) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: e.kind === 'peer-lost' ? 'warn' : 'info', msg: `mesh_${e.kind.replace('-', '_')}`, ...e })}\n`),
             ...(values['mesh-only'] ? {} : { localFallback: { numBlocks: 1024 } }),

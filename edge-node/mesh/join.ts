@@ -3,7 +3,8 @@
  * server (PeerJS, authenticated by the mesh token), opens a WebRTC data channel to the
  * coordinator, says what it offers (`hello`: memory and a measured per-layer throughput), and
  * then serves whatever layer range the coordinator assigns, loading only those layers' weights
- * from its own copy of the checkpoint.
+ * from its own copy of the checkpoint (a range that starts at layer 0 — the head of a
+ * `--mesh-only` coordinator — also loads the embeddings and the vision tower).
  */
 import { VlmeshError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
@@ -102,7 +103,7 @@ export async function joinMesh(o: JoinOptions): Promise<JoinedPeer> {
     if (held && held.range[0] === range[0] && held.range[1] === range[1]) return held.weights;
     held?.weights.release();
     held = null;
-    const weights = await loadWeights(o.ctx, config, checkpointUploader(opened.checkpoint), { dtype, layers: range, vision: false });
+    const weights = await loadWeights(o.ctx, config, checkpointUploader(opened.checkpoint), { dtype, layers: range });
     held = { range, weights };
     return weights;
   };

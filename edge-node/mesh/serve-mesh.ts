@@ -1,9 +1,10 @@
 /**
  * `vlmesh serve --mesh-token T [--mesh-only]`: the served engine becomes a `MeshCoordinator`.
  * It keeps the head (embeddings, vision tower, and the decoder layers that take DeepStack
- * features) unless `--mesh-only`, in which case it runs no decoder layer and every layer is
- * placed on joined peers (text prompts only: image prompts need the DeepStack layers next to the
- * vision tower). After the server listens, `hostMesh` accepts peers.
+ * features) unless `--mesh-only`, in which case it runs no decoder layer: every layer is placed
+ * on joined peers, and one of them is the head (it loads the embeddings and the vision tower too,
+ * gets each prompt's token ids and pixels, and keeps the vision features). After the server
+ * listens, `hostMesh` accepts peers.
  */
 import { MeshCoordinator, type MeshCoordinatorOptions } from '../../shared/mesh/coordinator.ts';
 import { Qwen3VLModel } from '../../shared/model/qwen3-vl/model.ts';
@@ -27,7 +28,13 @@ export function headLayers(config: OpenedModel['config'], meshOnly: boolean): nu
 export function createMeshEngine(opened: OpenedModel, o: MeshEngineOptions): MeshCoordinator {
   if (!opened.tokenizer || !opened.template) throw new TypeError('the mesh coordinator needs a tokenizer and a chat template');
   const h = headLayers(opened.config, o.meshOnly ?? false);
+  const w = opened.model.weights;
+  const L = opened.config.text.numLayers;
+  const layerBytes = Math.max(1, Math.ceil(w.bytesOf((n) => n.startsWith('model.language_model.layers.')) / L));
+  const headBytes = w.bytesOf((n) => n.startsWith('model.visual.') || n === 'model.language_model.embed_tokens.weight');
   return new MeshCoordinator({
+    layerBytes,
+    headBytes,
     ...o,
     model: {
       model: new Qwen3VLModel(opened.model.ctx, opened.config, opened.model.weights, [0, h]),

@@ -9,6 +9,16 @@
  * relays each chunk's hidden states from stage to stage (a star: every hop is coordinator ↔ peer)
  * and keeps the input it sent to every stage boundary, per sequence and chunk.
  *
+ * With `h = 0` (a coordinator that runs no layer, `--mesh-only`) the head is a peer instead:
+ *
+ *   coordinator                    head peer                                      coordinator
+ *   tokens, pixels, positions ──▶ embeddings + vision + layers [0,d) ─f16→ [d,a) … ─f16→ lm_head → token
+ *
+ * It gets each sequence's `prompt` (token ids and preprocessed pixels) once and then `embed`
+ * chunks of token ids; the placement gives it at least the DeepStack layers, so vision features
+ * stay on that peer too. The coordinator keeps the prompt with the kept chunks: a new head is sent
+ * the prompt again and rebuilds from it like any other stage.
+ *
  * Faults: every peer is pinged every `heartbeatMs`; a peer silent for `peerTimeoutMs`, one whose
  * link closes, and one that sends a malformed frame (bad checksum, NaN, wrong shape) or an error
  * is dropped. Then the remote layers are replanned with `placeLayers` (least movement), every
@@ -21,17 +31,23 @@
  * stages work on different sequences at the same time.
  */
 import type { Engine, EngineStats, GenerationEvent, GenerationRequest } from '../engine/engine.ts';
-import { type ChatModel, planChat } from '../engine/prompt.ts';
+import { applyPenalties, PenaltyState } from '../engine/penalties.ts';
+import { type ChatModel, type PlannedChat, planChat } from '../engine/prompt.ts';
+import { StopMatcher } from '../engine/stop.ts';
 import { VlmeshError } from '../errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { ImageDecoder } from '../io/image/decode.ts';
+import { QWEN3_VL_VIDEO_CONFIG, type VisionProcessorConfig } from '../io/image/preprocess.ts';
 import { gather } from '../kernels/embedding/index.ts';
-import { argmax, SampleRng, topKTopP } from '../kernels/sample/index.ts';
+import { argmax, checkSampled, SampleRng, topKTopP } from '../kernels/sample/index.ts';
+import { penaltiesOff } from '../kernels/sample/penalties.ts';
 import type { PagedKvCache } from '../model/qwen3-vl/kv-cache.ts';
 import { deepstackForChunk, type PreparedPrompt } from '../model/qwen3-vl/model.ts';
-import { type Plan, type PeerCapacity, placeLayers, type Stage } from './placement.ts';
-import { StagePeer } from './stage.ts';
+import { getRopeIndex } from '../model/qwen3-vl/rope-index.ts';
+import { type Plan, type PeerCapacity, PlacementError, placeLayers, type Stage } from './placement.ts';
+import { type StageInput, StagePeer } from './stage.ts';
 import { inProcessLink, type Transport } from './transport.ts';
-import { decodeMessage, encodeMessage, type MeshMessage, type Positions, type TensorMessage, type WireDType } from './wire.ts';
+import { decodeMessage, encodeMessage, type MeshMessage, type Positions, type PromptMessage, type TensorMessage, type WireDType } from './wire.ts';
 
 /** Peer id of the in-process stage that stands in when no peer is left (`localFallback`). */
 export const LOCAL_PEER_ID = 'local';
@@ -64,6 +80,14 @@ export interface MeshCoordinatorOptions {
   wireDtype?: WireDType;
   /** Bytes one decoder layer costs on a peer (placement), default 1. */
   layerBytes?: number;
+  /** With a head of 0 layers: bytes the head peer needs beyond its layers (embeddings, vision tower); default 0. */
+  headBytes?: number;
+  /** Image decoders for the requests' images (default: PNG only). */
+  decoders?: readonly ImageDecoder[];
+  /** Video preprocessing (default: Qwen3-VL's published one). */
+  videoProcessor?: VisionProcessorConfig;
+  /** The context in tokens: a longer prompt + max_tokens fails (or is trimmed, as the request asks). */
+  maxModelLen?: number;
   heartbeatMs?: number;
   /** A peer silent this long is dropped (default 1000 ms, well inside 2 s). */
   peerTimeoutMs?: number;
@@ -95,8 +119,13 @@ export interface HopStats {
   /** Forward round trips (send → result), milliseconds. */
   forwards: number;
   meanRttMs: number;
-  /** Bytes per token of forward frames sent to this peer (decode steps only: one token a frame). */
+  /**
+   * Bytes per token of the frames sent to this peer for decode steps (one token a frame): hidden
+   * states (hidden × 2 + 52 in f16), or, to a head peer, a token id (40 + 12 + 4).
+   */
   decodeBytesPerToken: number;
+  /** Bytes per token of this peer's results for decode steps (hidden × 2 + 52 in f16). */
+  decodeResultBytesPerToken: number;
 }
 
 /** What a peer says about itself (shown by `GET /v1/mesh`). */
@@ -112,16 +141,30 @@ interface PeerState {
   capacity: PeerCapacity;
   state: 'active' | 'idle' | 'lost';
   lastSeen: number;
-  pending: Map<string, { resolve: (m: TensorMessage) => void; reject: (e: Error) => void; sentAt: number; rows: number }>;
+  pending: Map<string, { resolve: (m: TensorMessage) => void; reject: (e: Error) => void; sentAt: number; rows: number; decode: boolean }>;
   acks: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
-  stats: { framesSent: number; bytesSent: number; bytesReceived: number; forwards: number; rttSum: number; decodeBytes: number; decodeFrames: number };
+  /** Sequences whose prompt this peer has (it is the head, since its last assignment). */
+  prompted: Set<number>;
+  stats: {
+    framesSent: number;
+    bytesSent: number;
+    bytesReceived: number;
+    forwards: number;
+    rttSum: number;
+    decodeBytes: number;
+    decodeFrames: number;
+    decodeResultBytes: number;
+    decodeResults: number;
+  };
 }
 
 interface SeqRecord {
   /** Chunks that passed every stage. */
   completed: number;
   /** Input sent to the stage starting at each boundary layer, by chunk index. */
-  kept: Map<number, TensorMessage[]>;
+  kept: Map<number, StageInput[]>;
+  /** With a head peer: the prompt it needs before the sequence's chunks. */
+  prompt: PromptMessage | null;
 }
 
 /** An `Engine` whose decoder layers beyond the head run on mesh peers. */
@@ -136,6 +179,7 @@ export class MeshCoordinator implements Engine {
   private nextSeq = 1;
   private running = 0;
   private readonly kv: PagedKvCache;
+  private readonly penalties = new PenaltyState();
   private readonly timer: ReturnType<typeof setInterval>;
   private lastTick = Date.now();
   private closed = false;
@@ -175,6 +219,7 @@ export class MeshCoordinator implements Engine {
       forwards: p.stats.forwards,
       meanRttMs: p.stats.forwards ? p.stats.rttSum / p.stats.forwards : 0,
       decodeBytesPerToken: p.stats.decodeFrames ? p.stats.decodeBytes / p.stats.decodeFrames : 0,
+      decodeResultBytesPerToken: p.stats.decodeResults ? p.stats.decodeResultBytes / p.stats.decodeResults : 0,
     }));
   }
 
@@ -201,7 +246,8 @@ export class MeshCoordinator implements Engine {
       lastSeen: Date.now(),
       pending: new Map(),
       acks: new Map(),
-      stats: { framesSent: 0, bytesSent: 0, bytesReceived: 0, forwards: 0, rttSum: 0, decodeBytes: 0, decodeFrames: 0 },
+      prompted: new Set(),
+      stats: { framesSent: 0, bytesSent: 0, bytesReceived: 0, forwards: 0, rttSum: 0, decodeBytes: 0, decodeFrames: 0, decodeResultBytes: 0, decodeResults: 0 },
     };
     transport.onMessage((f) => this.onFrame(p, f));
     transport.onClose((reason) => this.lose(p, `link closed (${reason})`));
@@ -247,6 +293,10 @@ export class MeshCoordinator implements Engine {
         }
         p.stats.forwards++;
         p.stats.rttSum += performance.now() - call.sentAt;
+        if (call.decode) {
+          p.stats.decodeResultBytes += frame.length;
+          p.stats.decodeResults++;
+        }
         call.resolve(m);
         return;
       }
@@ -335,11 +385,13 @@ export class MeshCoordinator implements Engine {
       const offset = (s: Stage, d: number): Stage => ({ peer: s.peer, range: [s.range[0] + d, s.range[1] + d] });
       let placed: Plan;
       try {
-        placed = placeLayers(
-          { numLayers: L - h, layerBytes: this.o.layerBytes ?? 1, headBytes: 0, headMinLayers: 0 },
-          live.map((p) => p.capacity),
-          old.length ? { previous: { stages: old.map((s) => offset(s, -h)), bottleneck: 0 } } : {},
-        );
+        placed = h > 0
+          ? placeLayers(
+              { numLayers: L - h, layerBytes: this.o.layerBytes ?? 1, headBytes: 0, headMinLayers: 0 },
+              live.map((p) => p.capacity),
+              old.length ? { previous: { stages: old.map((s) => offset(s, -h)), bottleneck: 0 } } : {},
+            )
+          : this.placeWithHeadPeer(live, old);
       } catch (e) {
         this.plan = [];
         throw new MeshUnavailableError(`the mesh cannot hold layers [${h}, ${L}): ${(e as Error).message}`, { cause: e });
@@ -361,7 +413,7 @@ export class MeshCoordinator implements Engine {
         for (let c = 0; c < rec.completed; c++) {
           const m = inputs[c];
           if (!m) throw new MeshUnavailableError(`sequence ${seq}: no kept input of chunk ${c} at layer ${stage.range[0]}`);
-          const r = await this.call(p, { ...m, replay: true });
+          const r = await this.call(p, { ...m, replay: true }, rec);
           outs.push({ ...r, kind: 'forward' });
           replayed++;
         }
@@ -379,6 +431,39 @@ export class MeshCoordinator implements Engine {
     for (const rec of this.seqs.values()) for (const b of [...rec.kept.keys()]) if (!bounds.has(b)) rec.kept.delete(b);
     this.plan = next;
     this.o.onEvent?.({ kind: 'replanned', epoch, stages: next, replayedChunks: replayed, ms: performance.now() - t0 });
+  }
+
+  /**
+   * Placement behind a coordinator that holds no layer: one peer is the head (embeddings, vision,
+   * the DeepStack layers). The head so far keeps the role when it is still here; otherwise every
+   * peer is tried as the head and the plan with the best bottleneck wins (ties: the one that moves
+   * the fewest layers, then join order).
+   */
+  private placeWithHeadPeer(live: readonly PeerState[], old: readonly Stage[]): Plan {
+    const model = {
+      numLayers: this.numLayers,
+      layerBytes: this.o.layerBytes ?? 1,
+      headBytes: this.o.headBytes ?? 0,
+      headMinLayers: Math.min(this.numLayers, Math.max(1, this.o.model.config.vision.deepstackVisualIndexes.length)),
+    };
+    const previous = old.length ? { stages: [...old], bottleneck: 0 } : undefined;
+    const oldHead = old[0]?.peer;
+    const candidates = live.some((p) => p.id === oldHead) ? [oldHead!] : live.map((p) => p.id);
+    let best: { plan: Plan; moved: number } | null = null;
+    let lastError: unknown = null;
+    for (const head of candidates) {
+      try {
+        const plan = placeLayers(model, live.map((p) => p.capacity), { head, ...(previous ? { previous } : {}) });
+        const moved = movedLayers(old, plan.stages, this.numLayers);
+        if (!best || plan.bottleneck > best.plan.bottleneck * (1 + 1e-12) || (plan.bottleneck >= best.plan.bottleneck * (1 - 1e-12) && moved < best.moved)) {
+          best = { plan, moved };
+        }
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (!best) throw lastError ?? new PlacementError('no peer can be the head');
+    return best.plan;
   }
 
   /** The local stage of `localFallback`: a stage peer in this process on the head's weights. */
@@ -399,18 +484,27 @@ export class MeshCoordinator implements Engine {
 
   private assign(p: PeerState, stage: Stage, epoch: number): Promise<void> {
     if (p.state === 'lost') return Promise.reject(new PeerLostError(p.id, 'lost before assignment'));
+    p.prompted.clear(); // a new range is a new runner: it has no prompt
     return new Promise((resolve, reject) => {
       p.acks.set(epoch, { resolve, reject });
       this.send(p, { kind: 'assign', range: stage.range, epoch });
     });
   }
 
-  private call(p: PeerState, m: TensorMessage): Promise<TensorMessage> {
+  /** Sends one chunk to a stage; a head peer first gets the sequence's prompt if it lacks it. */
+  private call(p: PeerState, m: StageInput, rec?: SeqRecord): Promise<TensorMessage> {
     if (p.state === 'lost') return Promise.reject(new PeerLostError(p.id, 'already lost'));
+    if (m.kind === 'embed' && !p.prompted.has(m.seq)) {
+      const prompt = rec?.prompt ?? this.seqs.get(m.seq)?.prompt;
+      if (!prompt) return Promise.reject(new MeshUnavailableError(`sequence ${m.seq}: no prompt kept for the head peer`));
+      this.send(p, prompt);
+      p.prompted.add(m.seq);
+    }
     return new Promise((resolve, reject) => {
-      p.pending.set(`${m.seq}:${m.chunk}`, { resolve, reject, sentAt: performance.now(), rows: m.rows });
+      const decode = m.rows === 1 && !m.replay;
+      p.pending.set(`${m.seq}:${m.chunk}`, { resolve, reject, sentAt: performance.now(), rows: m.rows, decode });
       const bytes = this.send(p, m);
-      if (m.rows === 1 && !m.replay) {
+      if (decode) {
         p.stats.decodeBytes += bytes;
         p.stats.decodeFrames++;
       }
@@ -421,24 +515,24 @@ export class MeshCoordinator implements Engine {
    * Sends one chunk (the head's output) through every remote stage; returns the last stage's
    * output. Retries after a replan: stages that already ran the chunk return their kept output.
    */
-  private async throughStages(rec: SeqRecord, head: TensorMessage): Promise<TensorMessage> {
+  private async throughStages(rec: SeqRecord, head: StageInput): Promise<TensorMessage> {
     for (let attempt = 0; ; attempt++) {
       if (this.recovering) await this.recovering;
       if (this.plan.length === 0) throw new MeshUnavailableError(`no stages to run layers [${this.headEnd}, ${this.numLayers})`);
       const epoch = this.epoch;
-      let m = head;
+      let m: StageInput = head;
       try {
         for (const stage of this.plan) {
           const list = rec.kept.get(stage.range[0]) ?? [];
           list[m.chunk] = m;
           rec.kept.set(stage.range[0], list);
-          const r = await this.call(this.peers.get(stage.peer)!, m);
+          const r = await this.call(this.peers.get(stage.peer)!, m, rec);
           if (this.epoch !== epoch) break;
           m = { ...r, kind: 'forward' };
         }
         if (this.epoch === epoch) {
           rec.completed = m.chunk + 1;
-          return m;
+          return m as TensorMessage;
         }
       } catch (e) {
         if (!(e instanceof PeerLostError) || attempt >= 8) throw e;
@@ -448,117 +542,214 @@ export class MeshCoordinator implements Engine {
     }
   }
 
+  /** Tokenizes the turn, preprocesses its media and fits it in the context (host work only). */
+  private planTurn(request: GenerationRequest): Promise<PlannedChat> {
+    const sp = request.sampling;
+    const maxLen = this.o.maxModelLen;
+    return planChat(this.o.model, request.messages, request.images, {
+      tools: request.tools,
+      decoders: this.o.decoders,
+      ...(maxLen ? { fit: { maxModelLen: maxLen, reserve: sp.maxTokensAuto ? 1 : sp.maxTokens, truncate: request.truncatePrompt === 'keep_system_and_recent' } } : {}),
+      ...(request.video ? { video: { ...request.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
+    });
+  }
+
   async *stream(request: GenerationRequest): AsyncIterable<GenerationEvent> {
     const submitted = performance.now();
     const { model: chat } = this.o;
     const model = chat.model;
     const { ctx, config } = model;
     const Hd = config.text.hiddenSize;
-    const plan = await planChat(chat, request.messages, request.images);
-    const prompt: PreparedPrompt = model.prepare(plan.inputIds, plan.images.length
-      ? { images: { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } }
-      : {});
-    if (prompt.deepstack.length > this.headEnd) {
-      prompt.release();
-      throw new MeshUnavailableError(`the head runs layers [0, ${this.headEnd}) but DeepStack feeds ${prompt.deepstack.length}: the head must hold them`);
-    }
+    const plan = await this.planTurn(request);
+    const images = plan.images.length ? { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } : undefined;
+    const videos = plan.video ? { pixelValues: plan.video.pixelValues, grids: [plan.video.grid] } : undefined;
     const seq = this.nextSeq++;
-    const rec: SeqRecord = { completed: 0, kept: new Map() };
+    const S = plan.inputIds.length;
+    // The head here: embeddings, vision and layers [0, h) on this device. A head peer (h = 0):
+    // the prompt goes to it, and only the positions are computed here.
+    const remoteHead = this.headEnd === 0;
+    let prompt: PreparedPrompt | null = null;
+    let positions: [Int32Array, Int32Array, Int32Array];
+    let ropeDelta: number;
+    if (remoteHead) {
+      const rope = getRopeIndex({
+        inputIds: plan.inputIds,
+        imageGridThw: images?.grids,
+        videoGridThw: videos?.grids,
+        imageTokenId: config.imageTokenId,
+        videoTokenId: config.videoTokenId,
+        spatialMergeSize: config.vision.spatialMergeSize,
+      });
+      positions = rope.positions;
+      ropeDelta = rope.ropeDelta;
+    } else {
+      prompt = model.prepare(plan.inputIds, { ...(images ? { images } : {}), ...(videos ? { videos } : {}) });
+      if (prompt.deepstack.length > this.headEnd) {
+        prompt.release();
+        throw new MeshUnavailableError(`the head runs layers [0, ${this.headEnd}) but DeepStack feeds ${prompt.deepstack.length}: the head must hold them`);
+      }
+      positions = prompt.positions;
+      ropeDelta = prompt.ropeDelta;
+    }
+    const rec: SeqRecord = {
+      completed: 0,
+      kept: new Map(),
+      prompt: remoteHead ? { kind: 'prompt', seq, inputIds: Uint32Array.from(plan.inputIds), ...(images ? { images } : {}), ...(videos ? { videos } : {}) } : null,
+    };
     this.seqs.set(seq, rec);
     this.running++;
-    const S = plan.inputIds.length;
     const chunkSize = Math.max(1, this.o.chunkSize ?? 256);
     const wire = this.o.wireDtype ?? 'f16';
     const sp = request.sampling;
-    const greedy = sp.temperature === 0;
+    const greedy = !(sp.temperature > 0);
     const rng = greedy ? null : new SampleRng(sp.seed ?? 0);
+    const settings = { repetition: sp.repetitionPenalty ?? 1, frequency: sp.frequencyPenalty ?? 0, presence: sp.presencePenalty ?? 0 };
+    const penalized = !penaltiesOff(settings);
+    if (penalized) this.penalties.start(seq, plan.inputIds, settings);
     const eos = new Set(this.o.eosTokenIds ?? []);
     const decoder = chat.tokenizer.streamingDecoder({ skipSpecialTokens: true });
+    const matcher = new StopMatcher(sp.stop ?? []);
+    const maxTokens = sp.maxTokensAuto && this.o.maxModelLen ? Math.max(1, Math.min(sp.maxTokens, this.o.maxModelLen - S)) : sp.maxTokens;
     const out = ctx.empty([1], 'u32', 'mesh.sampled');
     let chunk = 0;
     let firstAt = 0;
     const tokens: number[] = [];
     let finishReason: 'stop' | 'length' | 'abort' = 'length';
 
-    /** Head layers over `hidden` (in place), the remote stages, then the next token. */
-    const step = async (hidden: Tensor, start: number, positions: Positions, wantToken: boolean): Promise<number> => {
-      const T = hidden.shape[0];
-      this.kv.blocks.grow(seq, T);
-      model.forward(this.kv, { hidden, seq, start, positions, deepstack: start < S ? deepstackForChunk(prompt, start, T) : undefined });
-      let last = hidden;
-      let uploaded: Tensor | null = null;
-      if (this.headEnd < this.numLayers) {
-        const values = await ctx.readF32(hidden);
-        const r = await this.throughStages(rec, { kind: 'forward', seq, chunk: chunk++, start, positions, hidden: values, rows: T, cols: Hd, dtype: wire });
-        uploaded = ctx.upload(r.hidden, [T, Hd], 'f32', 'mesh.hidden');
-        last = uploaded;
-      } else chunk++;
-      let id = -1;
-      if (wantToken) {
-        const logits = model.logits(last, T - 1, 1);
+    /** Samples the next token from the last row of `last`: penalties, then argmax or top-k/top-p. */
+    const sample = async (last: Tensor, T: number): Promise<number> => {
+      const logits = model.logits(last, T - 1, 1);
+      let u: Tensor | null = null;
+      try {
+        if (penalized) applyPenalties(ctx, logits, this.penalties, [seq]);
         if (greedy) ctx.run(argmax(ctx, { logits, out }));
         else {
-          const u = ctx.upload(rng!.uniforms(1), [1], 'f32', 'mesh.u');
+          u = ctx.upload(rng!.uniforms(1), [1], 'f32', 'mesh.u');
           ctx.run(topKTopP(ctx, { logits, uniforms: u, out, temperature: sp.temperature, topK: sp.topK, topP: sp.topP }));
-          u.release();
         }
-        id = (await ctx.read(out))[0];
+        const id = (await ctx.read(out))[0];
+        if (!greedy) checkSampled([id]);
+        return id;
+      } finally {
         logits.release();
+        u?.release();
       }
-      uploaded?.release();
-      return id;
+    };
+
+    /**
+     * One chunk through the pipeline: `hidden` (head here: its input rows, run through layers
+     * [0, h) in place) or `ids` (head peer); returns the next token when `wantToken`.
+     */
+    const step = async (input: { hidden: Tensor } | { ids: Uint32Array }, start: number, pos: Positions, T: number, wantToken: boolean): Promise<number> => {
+      let last: Tensor | null = null;
+      let uploaded: Tensor | null = null;
+      try {
+        if ('hidden' in input) {
+          this.kv.blocks.grow(seq, T);
+          model.forward(this.kv, { hidden: input.hidden, seq, start, positions: pos, deepstack: start < S && prompt ? deepstackForChunk(prompt, start, T) : undefined });
+          last = input.hidden;
+          if (this.headEnd < this.numLayers) {
+            const values = await ctx.readF32(input.hidden);
+            const r = await this.throughStages(rec, { kind: 'forward', seq, chunk, start, positions: pos, hidden: values, rows: T, cols: Hd, dtype: wire });
+            uploaded = ctx.upload(r.hidden, [T, Hd], 'f32', 'mesh.hidden');
+            last = uploaded;
+          }
+        } else {
+          const r = await this.throughStages(rec, { kind: 'embed', seq, chunk, start, positions: pos, ids: input.ids, rows: T });
+          uploaded = ctx.upload(r.hidden, [T, Hd], 'f32', 'mesh.hidden');
+          last = uploaded;
+        }
+        chunk++;
+        return wantToken ? await sample(last, T) : -1;
+      } finally {
+        uploaded?.release();
+      }
     };
 
     try {
       let next = -1;
+      const ids = Uint32Array.from(plan.inputIds);
       for (let start = 0; start < S; start += chunkSize) {
         const T = Math.min(chunkSize, S - start);
+        const pos = [0, 1, 2].map((a) => positions[a].subarray(start, start + T)) as unknown as Positions;
+        if (remoteHead) {
+          next = await step({ ids: ids.subarray(start, start + T) }, start, pos, T, start + T === S);
+          continue;
+        }
         const hidden = ctx.empty([T, Hd], 'f32', 'mesh.prefill');
-        ctx.copy(prompt.embeds.view(start * Hd, T * Hd), hidden);
-        const pos = [0, 1, 2].map((a) => prompt.positions[a].subarray(start, start + T)) as unknown as Positions;
+        ctx.copy(prompt!.embeds.view(start * Hd, T * Hd), hidden);
         try {
-          next = await step(hidden, start, pos, start + T === S);
+          next = await step({ hidden }, start, pos, T, start + T === S);
         } finally {
           hidden.release();
         }
       }
-      const embed = model.weights.get('model.language_model.embed_tokens.weight');
-      const ids = ctx.empty([1], 'u32', 'mesh.id');
+      // The prompt's embeddings and DeepStack features are done with.
+      prompt?.release();
+      prompt = null;
+      const embed = remoteHead ? null : model.weights.get('model.language_model.embed_tokens.weight');
+      const idBuf = ctx.empty([1], 'u32', 'mesh.id');
       const hidden = ctx.empty([1, Hd], 'f32', 'mesh.decode');
+      let pendingIds: number[] = [];
+      let stopString = false;
       try {
         for (let i = 0; ; i++) {
           tokens.push(next);
           if (!firstAt) firstAt = performance.now();
-          yield { kind: 'delta', text: decoder.push(next), tokenIds: [next] };
+          if (penalized) this.penalties.push(seq, next);
+          pendingIds.push(next);
+          const r = matcher.push(decoder.push(next));
+          if (r.text) {
+            yield { kind: 'delta', text: r.text, tokenIds: pendingIds };
+            pendingIds = [];
+          }
           if (request.signal?.aborted) {
             finishReason = 'abort';
+            break;
+          }
+          if (r.stop !== undefined) {
+            // The stop string is not shown, nor anything held back with it.
+            stopString = true;
+            finishReason = 'stop';
             break;
           }
           if (eos.has(next)) {
             finishReason = 'stop';
             break;
           }
-          if (tokens.length >= sp.maxTokens) break;
+          if (tokens.length >= maxTokens) break;
           const at = S + i;
-          const p = Int32Array.of(at + prompt.ropeDelta);
-          ctx.write(ids, Uint32Array.of(next));
-          gather(ctx, { ids, table: embed, out: hidden, hostIds: [next] });
-          next = await step(hidden, at, [p, p, p], true);
+          const p = Int32Array.of(at + ropeDelta);
+          if (remoteHead) next = await step({ ids: Uint32Array.of(next) }, at, [p, p, p], 1, true);
+          else {
+            ctx.write(idBuf, Uint32Array.of(next));
+            gather(ctx, { ids: idBuf, table: embed!, out: hidden, hostIds: [next] });
+            next = await step({ hidden }, at, [p, p, p], 1, true);
+          }
         }
+        if (finishReason !== 'abort' && !stopString) {
+          // The decoder's pending bytes may still complete a stop string; else show the held tail.
+          const r = matcher.push(decoder.flush());
+          let text = r.text;
+          if (r.stop === undefined) text += matcher.flush();
+          else finishReason = 'stop';
+          if (text || pendingIds.length) yield { kind: 'delta', text, tokenIds: pendingIds };
+        } else if (pendingIds.length) yield { kind: 'delta', text: '', tokenIds: pendingIds };
       } finally {
-        ids.release();
+        idBuf.release();
         hidden.release();
       }
       yield { kind: 'done', finishReason, promptTokens: S, completionTokens: tokens.length, ttft: (firstAt - submitted) / 1000 };
     } finally {
       out.release();
-      prompt.release();
+      prompt?.release();
+      if (penalized) this.penalties.release(seq);
       this.kv.blocks.release(seq);
       this.seqs.delete(seq);
       this.running--;
-      for (const s of this.plan) {
-        const p = this.peers.get(s.peer);
-        if (p && p.state !== 'lost') this.send(p, { kind: 'release', seq });
+      for (const p of this.peers.values()) {
+        if (p.state !== 'lost' && (this.plan.some((s) => s.peer === p.id) || p.prompted.has(seq))) this.send(p, { kind: 'release', seq });
+        p.prompted.delete(seq);
       }
     }
   }
@@ -573,6 +764,14 @@ export class MeshCoordinator implements Engine {
     for (const p of this.peers.values()) if (p.state !== 'lost') p.transport.close('coordinator closed');
     this.kv.release();
   }
+}
+
+/** Layers whose owner differs between two plans (a layer nobody held counts as moved). */
+function movedLayers(before: readonly Stage[], after: readonly Stage[], numLayers: number): number {
+  const owner = (plan: readonly Stage[], l: number) => plan.find((s) => s.range[0] <= l && l < s.range[1])?.peer;
+  let n = 0;
+  for (let l = 0; l < numLayers; l++) if (owner(before, l) !== owner(after, l)) n++;
+  return n;
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {

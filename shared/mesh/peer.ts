@@ -62,28 +62,94 @@ export function signalingOptions(origin: { protocol: string; hostname: string; p
   };
 }
 
+/** PeerJS error types that end the peer itself (anything else concerns one connection). */
+const FATAL_PEER_ERRORS = new Set([
+  'browser-incompatible',
+  'disconnected',
+  'invalid-id',
+  'invalid-key',
+  'network',
+  'peer-unavailable',
+  'server-error',
+  'socket-closed',
+  'socket-error',
+  'ssl-unavailable',
+  'unavailable-id',
+]);
+
 /**
  * Opens `peer`'s data connection to the coordinator. A signaling error (a refused token among them)
  * or no open channel within `timeoutMs` rejects with `fail(message, cause)`, which also cleans up;
  * `where` prefixes the messages (e.g. "joining http://…: ").
+ *
+ * A connection that fails before it opens (ICE or DTLS negotiation failed, closed early; seen now
+ * and then with libdatachannel on loopback: a DTLS handshake refused with "unknown CA") is closed
+ * or that is not open after `timeoutMs / attempts` (at least 2 s) is closed and tried again with a
+ * new one, up to `attempts` times (default 4) within the same `timeoutMs`.
+ * Errors after the channel opened are the transport's business, not this function's.
  */
 export function connectToCoordinator(
   peer: Peer,
-  o: { timeoutMs: number; where: string; fail: (message: string, cause?: unknown) => Error },
+  o: { timeoutMs: number; where: string; fail: (message: string, cause?: unknown) => Error; attempts?: number },
 ): Promise<DataConnection> {
+  const maxAttempts = Math.max(1, o.attempts ?? 4);
+  const perAttemptMs = Math.max(2000, Math.floor(o.timeoutMs / maxAttempts));
   return new Promise<DataConnection>((resolve, reject) => {
-    const timer = setTimeout(() => reject(o.fail(`${o.where}no data channel to the coordinator within ${o.timeoutMs} ms`)), o.timeoutMs);
-    peer.on('error', (e) => {
+    let settled = false;
+    let attempt = 0;
+    let retryCurrent: ((why: string, cause?: unknown) => void) | null = null;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      reject(o.fail(`${o.where}${e.type === 'server-error' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message}`, e));
-    });
-    peer.on('open', () => {
+      f();
+    };
+    const timer = setTimeout(
+      () => settle(() => reject(o.fail(`${o.where}no data channel to the coordinator within ${o.timeoutMs} ms (${attempt} attempt${attempt === 1 ? '' : 's'})`))),
+      o.timeoutMs,
+    );
+    const open = () => {
+      attempt++;
       const c = peer.connect(COORDINATOR_PEER_ID, { serialization: 'raw', reliable: true });
+      let over = false;
+      const retry = (why: string, cause?: unknown) => {
+        if (over || settled) return;
+        over = true;
+        clearTimeout(slow);
+        c.close();
+        if (attempt >= maxAttempts) {
+          settle(() => reject(o.fail(`${o.where}the WebRTC connection to the coordinator failed ${attempt} times (last: ${why})`, cause)));
+          return;
+        }
+        setTimeout(() => {
+          if (!settled) open();
+        }, 50 * attempt);
+      };
+      retryCurrent = retry;
+      const slow = setTimeout(() => retry(`not open after ${perAttemptMs} ms`), perAttemptMs);
       c.on('open', () => {
-        clearTimeout(timer);
-        resolve(c);
+        clearTimeout(slow);
+        if (over) return;
+        over = true;
+        settle(() => resolve(c));
       });
+      // PeerJS does not always report a connection whose DTLS handshake failed: watch its state.
+      const pc = c.peerConnection as RTCPeerConnection | undefined;
+      pc?.addEventListener?.('connectionstatechange', () => {
+        if (pc.connectionState === 'failed' || pc.connectionState === 'closed') retry(`connection ${pc.connectionState}`);
+      });
+      c.on('error', (e) => retry(e.message || e.type, e));
+      c.on('close', () => retry('closed before it opened'));
+    };
+    peer.on('error', (e) => {
+      if (settled) return;
+      if (!FATAL_PEER_ERRORS.has(e.type)) {
+        retryCurrent?.(`${e.type}${e.message ? `: ${e.message}` : ''}`, e);
+        return;
+      }
+      settle(() => reject(o.fail(`${o.where}${e.type === 'server-error' || e.type === 'invalid-key' || /key/i.test(e.message) ? 'the mesh token was refused' : e.message || e.type}`, e)));
     });
+    peer.on('open', open);
   });
 }
 

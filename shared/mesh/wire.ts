@@ -7,7 +7,8 @@
  *        0     4  magic "VLMH"
  *        4     1  version (1)
  *        5     1  kind        forward | result | release | ping | pong | assign | error | hello
- *        6     1  dtype       none | f16 | f32 | json
+ *                             | prompt | embed
+ *        6     1  dtype       none | f16 | f32 | json | u32
  *        7     1  flags       bit 0: replay (rebuilding a KV cache)
  *        8     4  seq         sequence (request) id in the stage's KV cache
  *       12     4  chunk       chunk index within the sequence (ping/pong: nonce)
@@ -23,6 +24,13 @@
  * All little-endian. A forward of T tokens costs `40 + 12·T + T·hidden·2` bytes in f16: per
  * token `hidden × 2` plus 12 bytes of positions and the fixed 40-byte header.
  *
+ * Behind a coordinator that holds no layer (`--mesh-only`) the head stage is a peer: it owns the
+ * embeddings, the vision tower and the DeepStack layers, so it receives what they need instead of
+ * hidden states — a `prompt` once per sequence (token ids and the preprocessed pixels; `chunk`
+ * holds the JSON length, `rows × cols` the f32 pixels after it, 4-byte aligned) and an `embed`
+ * per chunk (u32 token ids with their positions: a decoded token costs 40 + 12 + 4 bytes).
+ * Vision features never cross the network.
+ *
  * `decodeMessage` checks everything a misbehaving peer could get wrong and throws a `WireError`
  * whose `code` says what: magic, version, length, shape, checksum, non-finite values.
  */
@@ -33,9 +41,9 @@ export const WIRE_MAGIC = 0x484d4c56; // "VLMH" little-endian
 export const WIRE_VERSION = 1;
 export const HEADER_BYTES = 40;
 
-const KINDS = ['forward', 'result', 'release', 'ping', 'pong', 'assign', 'error', 'hello'] as const;
+const KINDS = ['forward', 'result', 'release', 'ping', 'pong', 'assign', 'error', 'hello', 'prompt', 'embed'] as const;
 export type MessageKind = (typeof KINDS)[number];
-const DTYPES = ['none', 'f16', 'f32', 'json'] as const;
+const DTYPES = ['none', 'f16', 'f32', 'json', 'u32'] as const;
 /** Dtype of hidden states on the wire. */
 export type WireDType = 'f16' | 'f32';
 
@@ -57,6 +65,35 @@ export interface TensorMessage {
   dtype: WireDType;
   /** Set on forwards that rebuild a stage's KV cache after a replan. */
   replay?: boolean;
+}
+
+/** One chunk's token ids for the head stage, which embeds them itself (see the file comment). */
+export interface EmbedMessage {
+  kind: 'embed';
+  seq: number;
+  chunk: number;
+  start: number;
+  positions: Positions;
+  /** Token `start + i` is `ids[i]`. Prompt rows take their embeddings (vision features included) from the sequence's `prompt`. */
+  ids: Uint32Array;
+  rows: number;
+  replay?: boolean;
+}
+
+/** The preprocessed pixels of a prompt's images or of its video, and their grids `(t, h, w)`. */
+export interface PromptPixels {
+  /** `[Σ t·h·w, patch]` row-major, as the official processor makes them. */
+  pixelValues: Float32Array;
+  grids: readonly (readonly [number, number, number])[];
+}
+
+/** A sequence's prompt for the head stage: sent before its first `embed` (again after a replan). */
+export interface PromptMessage {
+  kind: 'prompt';
+  seq: number;
+  inputIds: Uint32Array;
+  images?: PromptPixels;
+  videos?: PromptPixels;
 }
 
 /** A stage's new layer range (the stage rebuilds its cache for the sequences listed by replays). */
@@ -82,6 +119,8 @@ export interface HelloMessage {
 
 export type MeshMessage =
   | TensorMessage
+  | EmbedMessage
+  | PromptMessage
   | HelloMessage
   | { kind: 'release'; seq: number }
   | { kind: 'ping' | 'pong'; nonce: number }
@@ -153,6 +192,44 @@ export function encodeMessage(msg: MeshMessage): Uint8Array {
       } else {
         dtype = 2;
         payload = new Uint8Array(msg.hidden.buffer.slice(msg.hidden.byteOffset, msg.hidden.byteOffset + msg.hidden.byteLength));
+      }
+      break;
+    }
+    case 'embed': {
+      if (msg.ids.length !== msg.rows) throw new WireError('WIRE_SHAPE', `embed carries ${msg.ids.length} ids, not ${msg.rows}`);
+      for (const p of msg.positions) if (p.length !== msg.rows) throw new WireError('WIRE_SHAPE', `positions must be [3, ${msg.rows}]`);
+      ({ seq, chunk, start, rows } = msg);
+      cols = 1;
+      npos = rows;
+      positions = msg.positions;
+      flags = msg.replay ? 1 : 0;
+      dtype = 4;
+      payload = new Uint8Array(msg.ids.buffer.slice(msg.ids.byteOffset, msg.ids.byteOffset + msg.ids.byteLength));
+      break;
+    }
+    case 'prompt': {
+      seq = msg.seq;
+      const parts = [msg.images, msg.videos].filter((p): p is PromptPixels => p !== undefined);
+      const rowsOf = (p: PromptPixels) => p.grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
+      rows = parts.reduce((n, p) => n + rowsOf(p), 0);
+      const values = parts.reduce((n, p) => n + p.pixelValues.length, 0);
+      cols = rows ? values / rows : 0;
+      if (!Number.isInteger(cols) || (rows === 0 && values > 0)) throw new WireError('WIRE_SHAPE', `${values} pixel values do not split into ${rows} rows`);
+      for (const p of parts) {
+        if (p.pixelValues.length !== rowsOf(p) * cols) throw new WireError('WIRE_SHAPE', `pixel values of ${p.pixelValues.length} do not match grids ${JSON.stringify(p.grids)}`);
+      }
+      const json = new TextEncoder().encode(
+        JSON.stringify({ inputIds: Array.from(msg.inputIds), images: msg.images?.grids ?? null, videos: msg.videos?.grids ?? null }),
+      );
+      chunk = json.length;
+      const pad = (4 - (json.length % 4)) % 4;
+      dtype = 3;
+      payload = new Uint8Array(json.length + pad + 4 * values);
+      payload.set(json);
+      let o = json.length + pad;
+      for (const p of parts) {
+        payload.set(new Uint8Array(p.pixelValues.buffer, p.pixelValues.byteOffset, p.pixelValues.byteLength), o);
+        o += p.pixelValues.byteLength;
       }
       break;
     }
@@ -258,6 +335,19 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
       }
       return { kind, seq, chunk, start, positions, hidden, rows, cols, dtype, ...(flags & 1 ? { replay: true } : {}) };
     }
+    case 'embed': {
+      if (dtype !== 'u32' || cols !== 1 || npos !== rows || rows === 0 || payloadLen !== rows * 4) {
+        throw new WireError('WIRE_SHAPE', `embed frame of ${rows} ids (${dtype}, ${cols} columns, ${npos} position rows, ${payloadLen} payload bytes)`);
+      }
+      const positions: [Int32Array, Int32Array, Int32Array] = [new Int32Array(rows), new Int32Array(rows), new Int32Array(rows)];
+      for (let a = 0; a < 3; a++) for (let i = 0; i < rows; i++) positions[a][i] = dv.getInt32(HEADER_BYTES + 4 * (a * rows + i), true);
+      const ids = new Uint32Array(rows);
+      const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+      for (let i = 0; i < rows; i++) ids[i] = pv.getUint32(4 * i, true);
+      return { kind, seq, chunk, start, positions, ids, rows, ...(flags & 1 ? { replay: true } : {}) };
+    }
+    case 'prompt':
+      return decodePrompt(seq, chunk, rows, cols, payload);
     case 'release':
       return { kind, seq };
     case 'ping':
@@ -285,4 +375,45 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
       return { kind, memoryBytes, throughput, peerKind: String(j.peerKind ?? '').slice(0, 32), adapter: String(j.adapter ?? '').slice(0, 256) };
     }
   }
+}
+
+/** The `prompt` frame's payload: JSON (ids and grids), padding to 4 bytes, f32 pixels. */
+function decodePrompt(seq: number, jsonLen: number, rows: number, cols: number, payload: Uint8Array): PromptMessage {
+  const bad = (why: string) => new WireError('WIRE_SHAPE', `prompt frame of sequence ${seq}: ${why}`);
+  const pad = (4 - (jsonLen % 4)) % 4;
+  if (jsonLen > payload.length || payload.length !== jsonLen + pad + 4 * rows * cols) throw bad(`${payload.length} payload bytes for ${jsonLen} of JSON and [${rows}, ${cols}] pixels`);
+  let j: { inputIds?: unknown; images?: unknown; videos?: unknown };
+  try {
+    j = JSON.parse(new TextDecoder().decode(payload.subarray(0, jsonLen))) as typeof j;
+  } catch {
+    throw bad('its JSON does not parse');
+  }
+  const ids = j.inputIds;
+  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)) throw bad('inputIds must be a non-empty list of token ids');
+  const grids = (g: unknown, what: string): [number, number, number][] | null => {
+    if (g === null || g === undefined) return null;
+    if (!Array.isArray(g) || g.length === 0 || !g.every((x) => Array.isArray(x) && x.length === 3 && x.every((v) => Number.isInteger(v) && v > 0))) {
+      throw bad(`${what} grids must be [t, h, w] lists of positive integers`);
+    }
+    return g as [number, number, number][];
+  };
+  const ig = grids(j.images, 'image');
+  const vg = grids(j.videos, 'video');
+  const rowsOf = (g: [number, number, number][] | null) => (g ?? []).reduce((n, [t, h, w]) => n + t * h * w, 0);
+  if (rowsOf(ig) + rowsOf(vg) !== rows) throw bad(`grids cover ${rowsOf(ig) + rowsOf(vg)} pixel rows, the frame carries ${rows}`);
+  const pixels = new Float32Array(rows * cols);
+  const pv = new DataView(payload.buffer, payload.byteOffset + jsonLen + pad, 4 * rows * cols);
+  for (let i = 0; i < pixels.length; i++) {
+    const v = pv.getFloat32(4 * i, true);
+    if (!Number.isFinite(v)) throw new WireError('WIRE_NAN', `non-finite pixel value in the prompt of sequence ${seq}`);
+    pixels[i] = v;
+  }
+  const split = rowsOf(ig) * cols;
+  return {
+    kind: 'prompt',
+    seq,
+    inputIds: Uint32Array.from(ids as number[]),
+    ...(ig ? { images: { pixelValues: pixels.subarray(0, split), grids: ig } } : {}),
+    ...(vg ? { videos: { pixelValues: pixels.subarray(split), grids: vg } } : {}),
+  };
 }

@@ -2,7 +2,7 @@
  * `vlmesh bench --json --size tiny --quick` as a real child process on this machine's adapter
  * (Dawn) and in Chromium (onnxruntime-web): every headline field of the JSON report exists, is
  * finite and positive, and every roofline fraction lies in (0, 1.5] (above 1 only by timing
- * noise). Also: the table mode prints the sections, and a bad --size is a usage error.
+ * noise), but for memory-bound products small enough to stay in the CPU's caches. Also: the table mode prints the sections, and a bad --size is a usage error.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -49,12 +49,21 @@ describe('vlmesh bench', () => {
     fraction(m.fraction_of_peak, 'matmul.fraction_of_peak');
     positive(m.ort_ratio, 'matmul.ort_ratio');
     positive(m.ort_ratio_decode, 'matmul.ort_ratio_decode');
-    fraction(m.decode.fraction_of_bandwidth, 'matmul.decode.fraction_of_bandwidth');
+    // A decode-shaped product whose weights are smaller than the copy probe's buffer can run from
+    // the caches of the CPU that lavapipe runs on, faster than the copy bandwidth (seen: 1.51× for
+    // 256 KiB of f16 weights): its memory fraction is only checked for sign.
+    const copyBuffer = report.limits!.detail.copy.bytes / 2;
+    const memoryFraction = (x: { N: number; K: number; weightDtype: string; fraction_of_bandwidth: number }, what: string) =>
+      x.N * x.K * (x.weightDtype === 'f16' ? 2 : 4) >= copyBuffer ? fraction(x.fraction_of_bandwidth, what) : positive(x.fraction_of_bandwidth, what);
+    memoryFraction({ ...m.decode.best, fraction_of_bandwidth: m.decode.fraction_of_bandwidth }, 'matmul.decode.fraction_of_bandwidth');
     const variants = new Set(m.results.map((x) => x.variant));
     // Every variant is measured; matmul-rows where the adapter supports it (subgroups).
     for (const v of ['linear/gemv', 'linear/matmul-tiled', 'linear/matmul-vec4']) expect(variants).toContain(v);
     for (const v of variants) expect(['linear/gemv', 'linear/matmul-tiled', 'linear/matmul-vec4', 'linear/matmul-rows']).toContain(v);
-    for (const x of m.results) fraction(x.fraction, `${x.variant} ${x.phase} M=${x.M}`);
+    for (const x of m.results) {
+      if (x.bound === 'memory') memoryFraction(x, `${x.variant} ${x.phase} M=${x.M}`);
+      else fraction(x.fraction, `${x.variant} ${x.phase} M=${x.M}`);
+    }
     // The best prefill result is the fastest prefill-shaped row.
     expect(m.gflops).toBe(Math.max(...m.results.filter((x) => x.phase === 'prefill').map((x) => x.gflops)));
 

@@ -3,14 +3,16 @@
  *
  *   plain:  vlmesh serve --model realvocab                       (the single-node reference)
  *   coord:  vlmesh serve --model realvocab --mesh-token T --mesh-only   (computes no layer)
- *   peers:  3 × vlmesh join --coordinator coord --token T --model realvocab   (one layer each)
+ *   peers:  3 × vlmesh join --coordinator coord --token T --model realvocab
+ *           (the head peer: embeddings, vision, the DeepStack layers [0, 2); then [2, 3); a spare)
  *
- * Greedy answers through the coordinator equal the golden text and the single node's; a peer
- * killed (SIGKILL) in the middle of a streamed answer is noticed by the heartbeats, its layer moves
- * to a survivor (loaded and rebuilt by replay), and the answer completes with the same text as an
- * uninterrupted run; `GET /v1/mesh` reports per-hop latency and bytes (a decoded token's frame is
- * hidden × 2 bytes plus the 40-byte header and 12 bytes of positions); `/metrics` counts the
- * mesh; a join with the wrong token is refused.
+ * Greedy answers through the coordinator, text and image, equal the golden text and the single
+ * node's; the head peer killed (SIGKILL) in the middle of a streamed image answer is noticed by
+ * the heartbeats, the spare becomes the head (weights loaded, the prompt sent again, caches
+ * rebuilt by replay), and the answer completes with the same text as an uninterrupted run;
+ * `GET /v1/mesh` reports per-hop latency and bytes (a decoded token's frame is hidden × 2 bytes
+ * plus the 40-byte header and 12 bytes of positions; to the head, its 4-byte id instead);
+ * `/metrics` counts the mesh; a join with the wrong token is refused.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -29,9 +31,24 @@ const CASE = JSON.parse(readFileSync(`${golden}e2e/case_system_prompt.json`, 'ut
   generated_ids: { data: number[] };
   generated_text_skip_special: string;
 };
+const IMAGE = JSON.parse(readFileSync(`${golden}e2e/case_one_image.json`, 'utf8')) as {
+  messages: { role: string; content: { type: string; text?: string; image?: string }[] }[];
+  generated_text_skip_special: string;
+};
+/** The image case as OpenAI messages (the PNG inline as a data: URL). */
+const IMAGE_MESSAGES = IMAGE.messages.map((m) => ({
+  role: m.role,
+  content: m.content.map((p) =>
+    p.type === 'image'
+      ? { type: 'image_url', image_url: { url: `data:image/png;base64,${readFileSync(`${golden}e2e/${p.image}`).toString('base64')}` } }
+      : { type: 'text', text: p.text },
+  ),
+}));
 const TOKEN = 'mesh-cli-token';
 /** Wire header (40 bytes) plus one token's MRoPE positions (3 × int32). */
 const FRAME_OVERHEAD = 40 + 12;
+/** A decoded token's frame to the head peer: header, positions, one u32 id. */
+const HEAD_FRAME = FRAME_OVERHEAD + 4;
 
 interface Joined {
   id: string;
@@ -54,7 +71,17 @@ function join(coordinator: string, id: string, token = TOKEN): Joined {
 
 interface MeshBody {
   peers: { id: string; kind: string; range: [number, number] | null; state: string }[];
-  hops: { peer: string; range: [number, number] | null; state: string; forwards: number; meanRttMs: number; bytesSent: number; bytesReceived: number; decodeBytesPerToken: number }[];
+  hops: {
+    peer: string;
+    range: [number, number] | null;
+    state: string;
+    forwards: number;
+    meanRttMs: number;
+    bytesSent: number;
+    bytesReceived: number;
+    decodeBytesPerToken: number;
+    decodeResultBytesPerToken: number;
+  }[];
 }
 
 const meshOf = async (s: Served) => (await (await fetch(`${s.url}v1/mesh`)).json()) as MeshBody;
@@ -69,11 +96,11 @@ async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boole
   }
 }
 
-async function chat(s: Served, maxTokens: number): Promise<string> {
+async function chat(s: Served, maxTokens: number, messages: unknown[] = CASE.messages): Promise<string> {
   const res = await fetch(`${s.url}v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'tiny', messages: CASE.messages, max_tokens: maxTokens, temperature: 0 }),
+    body: JSON.stringify({ model: 'tiny', messages, max_tokens: maxTokens, temperature: 0 }),
   });
   const body = (await res.json()) as { choices?: { message: { content: string } }[]; error?: unknown };
   expect(res.status, JSON.stringify(body)).toBe(200);
@@ -81,11 +108,16 @@ async function chat(s: Served, maxTokens: number): Promise<string> {
 }
 
 /** Streams a greedy answer; `onChunk(n)` after the n-th content chunk; returns the text and the longest gap between chunks. */
-async function chatStream(s: Served, maxTokens: number, onChunk?: (n: number) => void): Promise<{ text: string; chunks: number; maxGapMs: number }> {
+async function chatStream(
+  s: Served,
+  maxTokens: number,
+  onChunk?: (n: number) => void,
+  messages: unknown[] = CASE.messages,
+): Promise<{ text: string; chunks: number; maxGapMs: number }> {
   const res = await fetch(`${s.url}v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'tiny', messages: CASE.messages, max_tokens: maxTokens, temperature: 0, stream: true }),
+    body: JSON.stringify({ model: 'tiny', messages, max_tokens: maxTokens, temperature: 0, stream: true }),
   });
   expect(res.status).toBe(200);
   const decoder = new TextDecoder();
@@ -123,11 +155,15 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
   const peers: Joined[] = [];
   let reference8 = '';
   let reference24 = '';
+  let referenceImage8 = '';
+  let referenceImage24 = '';
 
   beforeAll(async () => {
     plain = await startServe(['--model', model, '--dtype', 'f32', '--served-model-name', 'tiny']);
     reference8 = await chat(plain, 8);
     reference24 = await chat(plain, 24);
+    referenceImage8 = await chat(plain, 8, IMAGE_MESSAGES);
+    referenceImage24 = await chat(plain, 24, IMAGE_MESSAGES);
     // The plain node stays up: it is the cloud fallback of the last case.
     coord = await startServe(['--model', model, '--dtype', 'f32', '--mesh-token', TOKEN, '--mesh-only', '--served-model-name', 'tiny']);
   }, 120_000);
@@ -157,67 +193,84 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('mesh_unavailable');
   });
 
-  it('places one layer on each of 3 peers and answers with the golden / single-node text', async () => {
+  it('places the head (embeddings, vision, DeepStack layers) and the rest on 3 peers; text and image answers equal the golden / single-node text', async () => {
     const t0 = performance.now();
     for (const id of ['node-a', 'node-b', 'node-c']) peers.push(join(coord!.url, id));
-    const body = await until('3 placed stages', () => meshOf(coord!), (b) => b.peers.filter((p) => p.range && p.state === 'active').length === 3, 90_000);
+    const body = await until(
+      '3 peers, 2 placed stages',
+      () => meshOf(coord!),
+      (b) => b.peers.length === 3 && b.peers.filter((p) => p.range && p.state === 'active').length === 2,
+      90_000,
+    );
     console.log(`mesh-cli: 3 joins placed in ${(performance.now() - t0).toFixed(0)} ms (process start, GPU, weights, calibration skipped)`);
-    // One layer each (equal throughput); the pipeline order is the order the peers' hellos arrived.
-    const byRange = [...body.peers].sort((a, b) => a.range![0] - b.range![0]);
-    expect(byRange.map((p) => p.range)).toEqual([
-      [0, 1],
-      [1, 2],
+    // The first peer to say hello is the head and holds every layer that takes DeepStack features
+    // (2 here); the next takes the last layer; the third waits as a spare.
+    const active = body.peers.filter((p) => p.state === 'active').sort((a, b) => a.range![0] - b.range![0]);
+    expect(active.map((p) => p.range)).toEqual([
+      [0, 2],
       [2, 3],
     ]);
-    expect(byRange.map((p) => p.id).sort()).toEqual(['node-a', 'node-b', 'node-c']);
-    expect(byRange.every((p) => p.kind === 'node')).toBe(true);
+    expect(body.peers.filter((p) => p.state === 'idle').map((p) => p.range)).toEqual([null]);
+    expect(body.peers.map((p) => p.id).sort()).toEqual(['node-a', 'node-b', 'node-c']);
+    expect(body.peers.every((p) => p.kind === 'node')).toBe(true);
     expect(reference8).toBe(CASE.generated_text_skip_special);
     expect(await chat(coord!, 8)).toBe(reference8);
+    expect(referenceImage8).toBe(IMAGE.generated_text_skip_special);
+    expect(await chat(coord!, 8, IMAGE_MESSAGES)).toBe(referenceImage8);
   });
 
-  it('reports per-hop latency and bytes; a decoded token costs hidden × 2 + header bytes a hop', async () => {
+  it('reports per-hop latency and bytes; a decoded token costs hidden × 2 + header bytes a hop (a 4-byte id to the head)', async () => {
     const before = await meshOf(coord!);
     const streamed = await chatStream(coord!, 24);
     expect(streamed.text).toBe(reference24);
     const after = await meshOf(coord!);
     expect(after.hops).toHaveLength(3);
-    for (const h of after.hops) {
+    const active = after.hops.filter((h) => h.state === 'active').sort((a, b) => a.range![0] - b.range![0]);
+    expect(active).toHaveLength(2);
+    for (const h of active) {
       const b = before.hops.find((x) => x.peer === h.peer)!;
-      expect(h.state).toBe('active');
+      const head = h.range![0] === 0;
       expect(h.meanRttMs).toBeGreaterThan(0);
-      expect(h.decodeBytesPerToken).toBe(HIDDEN * 2 + FRAME_OVERHEAD);
+      expect(h.decodeBytesPerToken).toBe(head ? HEAD_FRAME : HIDDEN * 2 + FRAME_OVERHEAD);
+      expect(h.decodeResultBytesPerToken).toBe(HIDDEN * 2 + FRAME_OVERHEAD);
       // One forward per prefill chunk plus one per decoded token after the first.
       expect(h.forwards - b.forwards).toBeGreaterThanOrEqual(23);
-      expect(h.bytesSent - b.bytesSent).toBeGreaterThanOrEqual(23 * (HIDDEN * 2 + FRAME_OVERHEAD));
-      expect(h.bytesReceived).toBeGreaterThan(b.bytesReceived);
+      expect(h.bytesSent - b.bytesSent).toBeGreaterThanOrEqual(23 * (head ? HEAD_FRAME : HIDDEN * 2 + FRAME_OVERHEAD));
+      expect(h.bytesReceived - b.bytesReceived).toBeGreaterThanOrEqual(23 * (HIDDEN * 2 + FRAME_OVERHEAD));
     }
     console.log(
-      `mesh-cli: hops ${after.hops.map((h) => `${h.peer} [${h.range}] rtt ${h.meanRttMs.toFixed(2)} ms, ${h.decodeBytesPerToken} B/token, ${h.forwards} forwards, ${h.bytesSent} B out / ${h.bytesReceived} B in`).join('; ')}`,
+      `mesh-cli: hops ${active.map((h) => `${h.peer} [${h.range}] rtt ${h.meanRttMs.toFixed(2)} ms, ${h.decodeBytesPerToken} B/token out, ${h.decodeResultBytesPerToken} B/token back, ${h.forwards} forwards, ${h.bytesSent} B out / ${h.bytesReceived} B in`).join('; ')}`,
     );
   });
 
-  it('a peer killed mid-generation: the answer completes with the uninterrupted text', async () => {
-    // The middle stage: its loss leaves a gap between two survivors.
-    const middle = (await meshOf(coord!)).peers.find((p) => p.range?.[0] === 1)!.id;
-    const victim = peers.find((j) => j.id === middle)!;
+  it('the head peer killed mid-generation of an image answer: the spare takes over and the answer completes with the uninterrupted text', async () => {
+    const before = await meshOf(coord!);
+    const headId = before.peers.find((p) => p.range?.[0] === 0)!.id;
+    const spareId = before.peers.find((p) => p.state === 'idle')!.id;
+    const victim = peers.find((j) => j.id === headId)!;
     const survivors = peers.filter((j) => j !== victim).map((j) => j.id).sort();
     let killedAt = 0;
-    const streamed = await chatStream(coord!, 24, (n) => {
-      if (n === 3) {
-        killedAt = performance.now();
-        victim.p.kill('SIGKILL');
-      }
-    });
+    const streamed = await chatStream(
+      coord!,
+      24,
+      (n) => {
+        if (n === 3) {
+          killedAt = performance.now();
+          victim.p.kill('SIGKILL');
+        }
+      },
+      IMAGE_MESSAGES,
+    );
     expect(killedAt).toBeGreaterThan(0);
-    expect(streamed.text).toBe(reference24);
+    expect(streamed.text).toBe(referenceImage24);
     expect(streamed.chunks).toBeGreaterThan(3);
     const body = await meshOf(coord!);
     expect(body.peers.find((p) => p.id === victim.id)?.state).toBe('lost');
     const active = body.peers.filter((p) => p.state === 'active');
     expect(active.map((p) => p.id).sort()).toEqual(survivors);
-    // The survivors cover every layer.
+    // The spare is the new head; the other survivor kept its layer.
+    expect(body.peers.find((p) => p.id === spareId)?.range).toEqual([0, 2]);
     const covered = active.map((p) => p.range!).sort((a, b) => a[0] - b[0]);
-    expect(covered[0][0]).toBe(0);
     expect(covered.at(-1)![1]).toBe(config.text_config.num_hidden_layers);
     // The coordinator logs the loss (how long the peer had been silent) and the replan (weights + replay).
     const events = coord!
@@ -230,15 +283,16 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
     expect(lost?.silentMs).toBeGreaterThan(0);
     expect(replan?.replayedChunks).toBeGreaterThan(0);
     console.log(
-      `mesh-cli: SIGKILL of ${victim.id}; detected after ${lost?.silentMs} ms of silence, replan (assign + weights + replay of ${replan?.replayedChunks} chunks) ${replan?.ms?.toFixed(0)} ms; longest stall between streamed tokens ${streamed.maxGapMs.toFixed(0)} ms`,
+      `mesh-cli: SIGKILL of the head ${victim.id}; detected after ${lost?.silentMs} ms of silence, replan (assign + weights + prompt + replay of ${replan?.replayedChunks} chunks) ${replan?.ms?.toFixed(0)} ms; longest stall between streamed tokens ${streamed.maxGapMs.toFixed(0)} ms`,
     );
-    // A second request runs on the healed mesh.
+    // Later requests run on the healed mesh.
     expect(await chat(coord!, 8)).toBe(reference8);
+    expect(await chat(coord!, 8, IMAGE_MESSAGES)).toBe(referenceImage8);
   });
 
   it('counts mesh-served requests and hop traffic in /metrics', async () => {
     const m = parsePrometheus(await (await fetch(`${coord!.url}metrics`)).text());
-    expect(sampleValue(m, 'vlmesh:request_success_total', { path: 'mesh', finished_reason: 'length' })).toBeGreaterThanOrEqual(4);
+    expect(sampleValue(m, 'vlmesh:request_success_total', { path: 'mesh', finished_reason: 'length' })).toBeGreaterThanOrEqual(6);
     expect(sampleValue(m, 'vlmesh:mesh_peers', { state: 'active' })).toBe(2);
     expect(sampleValue(m, 'vlmesh:mesh_peers', { state: 'lost' })).toBe(1);
     const hops = (await meshOf(coord!)).hops;
@@ -250,7 +304,7 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
       expect(sampleValue(m, 'vlmesh:mesh_hop_bytes_total', { peer: h.peer, direction: 'received' })).toBeGreaterThan(0);
       expect(sampleValue(m, 'vlmesh:mesh_hop_forwards_total', { peer: h.peer })).toBeGreaterThan(0);
       expect(sampleValue(m, 'vlmesh:mesh_hop_latency_seconds', { peer: h.peer })).toBeGreaterThan(0);
-      if (h.state !== 'lost') expect(sampleValue(m, 'vlmesh:mesh_hop_decode_bytes_per_token', { peer: h.peer })).toBe(HIDDEN * 2 + FRAME_OVERHEAD);
+      if (h.state !== 'lost') expect(sampleValue(m, 'vlmesh:mesh_hop_decode_bytes_per_token', { peer: h.peer })).toBe(h.range?.[0] === 0 ? HEAD_FRAME : HIDDEN * 2 + FRAME_OVERHEAD);
     }
   });
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openModelDir } from '../../edge-node/io/model-dir.ts';
 import type { GenerationEvent, GenerationRequest } from '../../shared/engine/engine.ts';
+import { LocalEngine } from '../../shared/engine/local-engine.ts';
 import { Qwen3VLModel } from '../../shared/model/qwen3-vl/model.ts';
 import { MeshCoordinator, type MeshEvent, MeshUnavailableError } from '../../shared/mesh/coordinator.ts';
 import { StageOrderError, StagePeer, StageRunner } from '../../shared/mesh/stage.ts';
@@ -30,8 +31,11 @@ async function collect(events: AsyncIterable<GenerationEvent>, onToken?: (n: num
   const tokens: number[] = [];
   for await (const ev of events) {
     if (ev.kind === 'delta') {
-      tokens.push(...ev.tokenIds);
-      onToken?.(tokens.length);
+      // One call per token (a delta may carry several: text held back until it is whole).
+      for (const id of ev.tokenIds) {
+        tokens.push(id);
+        onToken?.(tokens.length);
+      }
     }
   }
   return tokens;
@@ -89,20 +93,86 @@ describe.skipIf(!ctx)('mesh pipeline (in-process stages)', async () => {
     await coord.close();
   });
 
-  it('a coordinator that runs no decoder layer (mesh-only) and concurrent requests give the official tokens', async () => {
+  it('a coordinator that runs no decoder layer (mesh-only): a head peer takes embeddings, vision and DeepStack; text, image and concurrent requests give the official tokens', async () => {
     const { coord } = await mesh(0, ['B', 'C', 'D']);
-    expect(coord.stages().map((s) => s.range)).toEqual([
-      [0, 1],
-      [1, 2],
-      [2, 3],
+    // The head peer holds every layer that takes DeepStack features ([0, 2) here); D is spare.
+    expect(coord.stages()).toEqual([
+      { peer: 'B', range: [0, 2] },
+      { peer: 'C', range: [2, 3] },
     ]);
     // Two requests in flight at once: their chunks interleave in the stages.
     const [a, b] = await Promise.all([collect(coord.stream(request(TEXT))), collect(coord.stream({ ...request(TEXT), id: 'again' }))]);
     expect(a).toEqual(TEXT.generated_ids.data);
     expect(b).toEqual(TEXT.generated_ids.data);
-    // Image prompts need the DeepStack layers next to the vision tower: refused, not shipped.
-    await expect(collect(coord.stream(request(IMAGE)))).rejects.toThrow(/DeepStack/);
+    expect(await collect(coord.stream(request(IMAGE)))).toEqual(IMAGE.generated_ids.data);
+    const [head, tail] = coord.hops();
+    // To the head a decoded token is its id (40-byte header, 12 bytes of positions, 4 bytes); its
+    // result and every other hop carry hidden × 2 bytes plus the same 52.
+    expect(head.decodeBytesPerToken).toBe(40 + 12 + 4);
+    expect(head.decodeResultBytesPerToken).toBe(Hd * 2 + 52);
+    expect(tail.decodeBytesPerToken).toBe(Hd * 2 + 52);
+    expect(tail.decodeResultBytesPerToken).toBe(Hd * 2 + 52);
     await coord.close();
+  });
+
+  it('mesh-only: the head peer going silent during an image answer moves the head (prompt sent again, caches replayed), same tokens', async () => {
+    const { coord, links, events } = await mesh(0, ['B', 'C', 'D'], { chunkSize: 16 });
+    let silencedAt = 0;
+    const tokens = await collect(coord.stream(request(IMAGE)), (n) => {
+      if (n === 3) {
+        silencedAt = performance.now();
+        links.get('B')!.silence();
+      }
+    });
+    expect(tokens).toEqual(IMAGE.generated_ids.data);
+    const lost = events.find((e) => e.kind === 'peer-lost');
+    expect(lost).toMatchObject({ peer: 'B' });
+    expect(lost!.at - silencedAt).toBeLessThan(2000);
+    // C keeps its layers (least movement); the spare D becomes the head.
+    expect(coord.stages()).toEqual([
+      { peer: 'D', range: [0, 2] },
+      { peer: 'C', range: [2, 3] },
+    ]);
+    expect(await collect(coord.stream(request(TEXT)))).toEqual(TEXT.generated_ids.data);
+    await coord.close();
+  });
+
+  it('sampling options act as on a single node: penalties, seeded top-k/top-p, stop strings', async () => {
+    const m = opened!;
+    const local = new LocalEngine({ modelId: 'realvocab', model: { ...m, tokenizer: m.tokenizer!, template: m.template! }, eosTokenIds: [], chunkSize: 32 });
+    const { coord } = await mesh(0, ['B', 'C']);
+    const text = async (events: AsyncIterable<GenerationEvent>) => {
+      let t = '';
+      let ids: number[] = [];
+      let finish = '';
+      for await (const ev of events) {
+        if (ev.kind === 'delta') {
+          t += ev.text;
+          ids = ids.concat(ev.tokenIds);
+        } else finish = ev.finishReason;
+      }
+      return { t, ids, finish };
+    };
+    const base = request(IMAGE, 12);
+    const variants: GenerationRequest['sampling'][] = [
+      { ...base.sampling, repetitionPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.4 },
+      { ...base.sampling, temperature: 0.9, topK: 40, topP: 0.9, seed: 1234 },
+    ];
+    const greedy = await text(local.stream(base));
+    for (const sampling of variants) {
+      const want = await text(local.stream({ ...base, sampling }));
+      expect(want.ids).not.toEqual(greedy.ids); // the option changes the answer
+      expect(await text(coord.stream({ ...base, sampling }))).toEqual(want);
+    }
+    // A stop string taken from the greedy answer ends both at the same place, unshown.
+    const stop = greedy.t.slice(4, 7);
+    expect(stop.length).toBe(3);
+    const want = await text(local.stream({ ...base, sampling: { ...base.sampling, stop: [stop] } }));
+    expect(want.finish).toBe('stop');
+    expect(want.t).toBe(greedy.t.slice(0, greedy.t.indexOf(stop)));
+    expect(await text(coord.stream({ ...base, sampling: { ...base.sampling, stop: [stop] } }))).toEqual(want);
+    await coord.close();
+    await local.close();
   });
 
   it('image prompts keep vision and DeepStack on the head and give the official tokens', async () => {

@@ -10,7 +10,9 @@ import {
   encodeMessage,
   frameBytes,
   HEADER_BYTES,
+  type EmbedMessage,
   type MeshMessage,
+  type PromptMessage,
   type TensorMessage,
   WireError,
 } from '../../shared/mesh/wire.ts';
@@ -99,5 +101,52 @@ describe('mesh wire', () => {
     expect(code(() => encodeMessage({ ...tensor(2, 4), rows: 3 }))).toBe('WIRE_SHAPE');
     expect(code(() => decodeMessage(good, { cols: 4 }))).toBe('no error');
     expect(code(() => decodeMessage(encodeMessage({ kind: 'hello', memoryBytes: 1, throughput: 0, peerKind: 'node', adapter: '' })))).toBe('WIRE_SHAPE');
+  });
+
+  it('round-trips a head peer\'s prompt (ids, image and video pixels exact) and embed chunks (u32 ids, 4 bytes a token)', () => {
+    const px = (rows: number, seed: number) => Float32Array.from({ length: rows * 6 }, (_, i) => Math.sin(seed + i) * 2.1);
+    const prompt: PromptMessage = {
+      kind: 'prompt',
+      seq: 11,
+      inputIds: Uint32Array.from([151644, 872, 198, 151655, 151655, 151645]),
+      images: { pixelValues: px(8, 1), grids: [[1, 2, 2], [1, 2, 2]] },
+      videos: { pixelValues: px(8, 2), grids: [[2, 2, 2]] },
+    };
+    const d = decodeMessage(encodeMessage(prompt)) as PromptMessage;
+    expect(d).toEqual(prompt);
+    // The JSON is padded so the f32 pixels are 4-byte aligned whatever its length.
+    for (const ids of [[1], [1, 22], [1, 22, 333]]) {
+      const p2: PromptMessage = { kind: 'prompt', seq: 1, inputIds: Uint32Array.from(ids), images: { pixelValues: px(4, 3), grids: [[1, 2, 2]] } };
+      expect(decodeMessage(encodeMessage(p2))).toEqual(p2);
+    }
+    const textOnly: PromptMessage = { kind: 'prompt', seq: 2, inputIds: Uint32Array.of(5, 6) };
+    expect(decodeMessage(encodeMessage(textOnly))).toEqual(textOnly);
+    const p = Int32Array.of(40);
+    const embed: EmbedMessage = { kind: 'embed', seq: 11, chunk: 9, start: 40, positions: [p, p, p], ids: Uint32Array.of(151645), rows: 1 };
+    const frame = encodeMessage(embed);
+    expect(frame.length).toBe(HEADER_BYTES + 12 + 4);
+    expect(decodeMessage(frame)).toEqual(embed);
+    expect(decodeMessage(encodeMessage({ ...embed, replay: true }))).toEqual({ ...embed, replay: true });
+  });
+
+  it('rejects prompts whose grids, pixels or JSON do not add up, and embeds of the wrong shape', () => {
+    const base: PromptMessage = { kind: 'prompt', seq: 3, inputIds: Uint32Array.of(1, 2), images: { pixelValues: new Float32Array(24), grids: [[1, 2, 2]] } };
+    expect(code(() => encodeMessage({ ...base, images: { pixelValues: new Float32Array(23), grids: [[1, 2, 2]] } }))).toBe('WIRE_SHAPE');
+    const good = encodeMessage(base);
+    const reframe = (mutate: (f: Uint8Array, dv: DataView) => void) => {
+      const f = good.slice();
+      const dv = new DataView(f.buffer);
+      mutate(f, dv);
+      // A valid checksum over the tampered frame: the shape checks must catch it.
+      dv.setUint32(36, crc32(f.subarray(HEADER_BYTES), crc32(f.subarray(0, HEADER_BYTES - 4))), true);
+      return f;
+    };
+    expect(code(() => decodeMessage(reframe((_, dv) => dv.setUint32(20, 5, true))))).toBe('WIRE_SHAPE'); // rows ≠ grids
+    expect(code(() => decodeMessage(reframe((_, dv) => dv.setUint32(12, 3, true))))).toBe('WIRE_SHAPE'); // JSON length
+    expect(code(() => decodeMessage(reframe((f) => (f[HEADER_BYTES] = 0x20))))).toBe('WIRE_SHAPE'); // JSON does not parse
+    const nan = { ...base, images: { pixelValues: Float32Array.from({ length: 24 }, (_, i) => (i === 7 ? Number.NaN : i)), grids: [[1, 2, 2]] as [number, number, number][] } };
+    expect(code(() => decodeMessage(encodeMessage(nan)))).toBe('WIRE_NAN');
+    const p = Int32Array.of(0, 1);
+    expect(code(() => encodeMessage({ kind: 'embed', seq: 1, chunk: 0, start: 0, positions: [p, p, p], ids: Uint32Array.of(1), rows: 2 }))).toBe('WIRE_SHAPE');
   });
 });

@@ -55,8 +55,13 @@ export class GpuWeights {
 
   /** Bytes held on the GPU. */
   get bytes(): number {
+    return this.bytesOf(() => true);
+  }
+
+  /** Bytes held on the GPU by the weights whose name passes `pick`. */
+  bytesOf(pick: (name: string) => boolean): number {
     let n = 0;
-    for (const t of this.map.values()) n += t.byteLength;
+    for (const [name, t] of this.map) if (pick(name)) n += t.byteLength;
     return n;
   }
 

@@ -3,7 +3,8 @@
  * at `/peerjs` on the page's own origin, the mesh token as the PeerJS key), says what it offers
  * (`hello`: memory, per-layer throughput, adapter), and serves the decoder layers the coordinator
  * assigns, loading only those layers' weights from the node's `/models/<name>/` with Range
- * requests.
+ * requests (and, when it is the head of a `--mesh-only` coordinator — its range starts at layer
+ * 0 — the embeddings and the vision tower too).
  *
  *   PeerJS ─► data connection to "vlmesh-coordinator" ─► hello ─► assign [a,b) ─► Range GETs of
  *   layers a..b-1 ─► forwards in, f16 hidden states out (StagePeer, the same code `vlmesh join` runs)
@@ -81,7 +82,7 @@ export async function joinMeshFromTab(o: TabStageOptions): Promise<TabStage> {
     if (held && held.range[0] === range[0] && held.range[1] === range[1]) return held.weights;
     held?.weights.release();
     held = null;
-    const weights = await loadWeights(o.ctx, config, checkpointUploader(opened.checkpoint), { dtype, layers: range, vision: false });
+    const weights = await loadWeights(o.ctx, config, checkpointUploader(opened.checkpoint), { dtype, layers: range });
     held = { range, weights };
     o.onChange?.();
     return weights;
