@@ -14,7 +14,7 @@ const USAGE = `usage: vlmesh <command> [options]
 commands:
   serve   [--model M] [--host H] [--port P] [--api-key K]... [--dtype f32|f16|q4] [--served-model-name N]
           [--max-body-mb MB] [--max-tokens N] [--media-allow-host HOST|CIDR]... [--media-timeout-s S]
-          [--max-image-mb MB] [--max-video-mb MB] [--max-video-s S] [--api-keys-file F] [--rate-limit N]
+          [--max-image-mb MB] [--max-image-pixels N] [--max-video-mb MB] [--max-video-s S] [--api-keys-file F] [--rate-limit N]
           [--max-queue N] [--max-model-len N] [--max-num-seqs N] [--kv-cache-mb MB] [--no-prefix-cache]
           [--session-ttl-s S] [--vision-cache-mb MB] [--vision-cache-ttl-s S] [--redis-url URL] [--no-vision-cache]
           [--fallback-url URL] [--fallback-api-key K] [--fallback-model NAME] [--fallback-timeout-s S]

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
 import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
+import { DEFAULT_MAX_INPUT_PIXELS } from '../../shared/io/image/limits.ts';
 import { DeviceLostError, GpuOutOfMemoryError, NoAdapterError, UnsupportedAdapterError } from '../../shared/errors.ts';
 import type { GpuContext } from '../../shared/gpu/context.ts';
 import { MeshCoordinator } from '../../shared/mesh/coordinator.ts';
@@ -143,6 +144,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'fallback-probe-s': { type: 'string' },
     'media-timeout-s': { type: 'string' },
     'max-image-mb': { type: 'string' },
+    'max-image-pixels': { type: 'string' },
     'max-video-mb': { type: 'string' },
     'max-video-s': { type: 'string' },
     'media-allow-host': { type: 'string', multiple: true },
@@ -187,6 +189,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxVideoSeconds: positiveNumber('max-video-s', values['max-video-s'], DEFAULT_MAX_VIDEO_S, false),
     allowHosts,
   };
+  const maxImagePixels = positiveNumber('max-image-pixels', values['max-image-pixels'], DEFAULT_MAX_INPUT_PIXELS, true);
   const fallback = fallbackFrom(values);
   const maxNumSeqs = positiveNumber('max-num-seqs', values['max-num-seqs'], 16, true);
   const kvCacheBytes = values['kv-cache-mb'] === undefined ? undefined : Math.floor(positiveNumber('kv-cache-mb', values['kv-cache-mb'], 1, false) * 2 ** 20);
@@ -227,6 +230,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
             eosTokenIds: opened.generation?.eosTokenIds ?? [],
             meshOnly: values['mesh-only'],
             decoders: nodeImageDecoders(),
+            maxImagePixels,
             videoProcessor: opened.videoProcessor,
             maxModelLen,
             // One JSON line per mesh event (a peer dropped, a replan with its replay), like the request log.
@@ -238,6 +242,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         model: { ...opened, tokenizer, template },
         eosTokenIds: opened.generation?.eosTokenIds ?? [],
         decoders: nodeImageDecoders(),
+        maxImagePixels,
         videoProcessor: opened.videoProcessor,
         maxModelLen,
         maxNumSeqs,

@@ -87,6 +87,14 @@ async function videoFrames(src: VideoSource, o: MediaOptions): Promise<VideoFram
  *   `unsupported_media_type`, `media_fetch_failed`, `invalid_video`, `video_too_long`.
  */
 export async function resolveRequestMedia(p: ParsedChatRequest, o: MediaOptions | undefined): Promise<ParsedChatRequest> {
+  // Inline images obey the same byte cap as fetched ones (the body limit alone is larger).
+  if (o) {
+    for (const [i, img] of p.images.entries()) {
+      if (img && img.bytes.length > o.maxImageBytes) {
+        throw new ApiError(400, ApiErrorType.InvalidRequest, 'media_too_large', `image ${i + 1} has ${img.bytes.length} bytes, over the ${o.maxImageBytes}-byte limit (--max-image-mb)`, 'messages');
+      }
+    }
+  }
   if (!p.remoteImages?.length && !p.videoSource) return p;
   if (!o) {
     const param = p.videoSource?.param ?? p.remoteImages?.[0]?.param ?? null;

@@ -65,6 +65,8 @@ export interface LocalEngineOptions {
   eosTokenIds?: readonly number[];
   /** Image decoders (default: PNG only). */
   decoders?: readonly ImageDecoder[];
+  /** Largest width·height of an input image (default 8192²): larger ones fail with ImageTooLargeError before decoding. */
+  maxImagePixels?: number;
   /** Video preprocessing (smart resize, normalize) for requests with a video (default: Qwen3-VL's published one). */
   videoProcessor?: VisionProcessorConfig;
   /** KV cache block size in tokens (default 16). */
@@ -457,6 +459,7 @@ export class LocalEngine implements Engine {
     s.plan = await planChat(m, req.messages, req.images, {
       tools: req.tools,
       decoders: this.o.decoders,
+      maxImagePixels: this.o.maxImagePixels,
       ...(maxLen ? { fit: { maxModelLen: maxLen, reserve: auto ? 1 : sp.maxTokens, truncate: req.truncatePrompt === 'keep_system_and_recent' } } : {}),
       ...(req.video ? { video: { ...req.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
     });

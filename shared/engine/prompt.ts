@@ -40,6 +40,8 @@ export interface PrepareChatOptions {
   tools?: unknown[];
   /** Image decoders (default: PNG only). */
   decoders?: readonly ImageDecoder[];
+  /** Largest width·height of an input image, checked from its header before decoding (default 8192²). */
+  maxImagePixels?: number;
   /** The video of the turn's `{type: 'video'}` part, if any. */
   video?: VideoInput;
   /** Check the prompt against the context before embedding it (and trim it if asked). */
@@ -139,8 +141,8 @@ export async function planChat(
 ): Promise<PlannedChat> {
   const planned: PlannedImage[] = [];
   for (const [source, img] of images.entries()) {
-    const decoded = await decodeImage(img.bytes, { decoders: o.decoders, mimeType: img.mimeType });
-    const r = preprocessImage(decoded, m.imageProcessor);
+    const decoded = await decodeImage(img.bytes, { decoders: o.decoders, mimeType: img.mimeType, maxPixels: o.maxImagePixels });
+    const r = preprocessImage(decoded, m.imageProcessor, { maxInputPixels: o.maxImagePixels });
     planned.push({ pixelValues: r.pixelValues, grid: r.gridThw as Grid, source });
   }
   let video: { pixelValues: Float32Array; grid: Grid; timestamps: number[] } | null = null;

@@ -84,6 +84,8 @@ export interface MeshCoordinatorOptions {
   headBytes?: number;
   /** Image decoders for the requests' images (default: PNG only). */
   decoders?: readonly ImageDecoder[];
+  /** Largest width·height of an input image (default 8192²). */
+  maxImagePixels?: number;
   /** Video preprocessing (default: Qwen3-VL's published one). */
   videoProcessor?: VisionProcessorConfig;
   /** The context in tokens: a longer prompt + max_tokens fails (or is trimmed, as the request asks). */
@@ -549,6 +551,7 @@ export class MeshCoordinator implements Engine {
     return planChat(this.o.model, request.messages, request.images, {
       tools: request.tools,
       decoders: this.o.decoders,
+      maxImagePixels: this.o.maxImagePixels,
       ...(maxLen ? { fit: { maxModelLen: maxLen, reserve: sp.maxTokensAuto ? 1 : sp.maxTokens, truncate: request.truncatePrompt === 'keep_system_and_recent' } } : {}),
       ...(request.video ? { video: { ...request.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
     });

@@ -8,13 +8,28 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crc32 } from '../../shared/mesh/wire.ts';
 import { startServe, stopServe } from '../support/serve.ts';
 
 const golden = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 const KEY = 'sk-test-key';
 const MODEL = 'realvocab';
 
-
+/** The first bytes of a PNG of `width`×`height` (signature + IHDR): enough for its size to be read. */
+function pngHeader(width: number, height: number): Uint8Array {
+  const ihdr = new Uint8Array(4 + 13);
+  ihdr.set([0x49, 0x48, 0x44, 0x52]); // "IHDR"
+  const dv = new DataView(ihdr.buffer);
+  dv.setUint32(4, width);
+  dv.setUint32(8, height);
+  ihdr.set([8, 2, 0, 0, 0], 12); // 8-bit RGB
+  const out = new Uint8Array(8 + 4 + ihdr.length + 4);
+  out.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  new DataView(out.buffer).setUint32(8, 13);
+  out.set(ihdr, 12);
+  new DataView(out.buffer).setUint32(12 + ihdr.length, crc32(ihdr));
+  return out;
+}
 
 const gold = JSON.parse(readFileSync(`${golden}e2e/case_one_image.json`, 'utf8'));
 const imageUrl = `data:image/png;base64,${readFileSync(`${golden}e2e/img_a_256x320.png`).toString('base64')}`;
@@ -41,6 +56,7 @@ describe('vlmesh serve --model: OpenAI-compatible API', () => {
   beforeAll(async () => {
     server = await startServe([
       '--model', `${golden}realvocab`, '--dtype', 'f32', '--api-key', 'other-key', '--api-key', KEY, '--max-body-mb', '1',
+      '--max-image-pixels', '1000000', '--max-image-mb', '0.5',
     ]);
     client = new OpenAI({ baseURL: `${server.url}v1`, apiKey: KEY, maxRetries: 0 });
   }, 40_000);
@@ -133,6 +149,14 @@ describe('vlmesh serve --model: OpenAI-compatible API', () => {
     await bad(req({ messages: img('data:image/gif;base64,R0lGODlhAQABAAAAACw=') }), 400, 'unsupported_media_type');
     await bad(req({ messages: img('data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ==') }), 400, 'invalid_image');
     await bad(req({ messages: img('http://127.0.0.1/x.png') }), 400, 'media_fetch_forbidden', 'messages[0].content[0].image_url.url');
+    // Over the pixel guard (--max-image-pixels 1000000), told by the header before any decoding;
+    // over the image byte cap (--max-image-mb 0.5) though within the body limit.
+    const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
+    await bad(req({ messages: img(`data:image/png;base64,${b64(pngHeader(1001, 1000))}`) }), 400, 'image_too_large', 'messages');
+    await bad(req({ messages: img(`data:image/png;base64,${b64(pngHeader(40_000, 40_000))}`) }), 400, 'image_too_large', 'messages');
+    const big = new Uint8Array(600_000);
+    big.set(pngHeader(100, 100));
+    await bad(req({ messages: img(`data:image/png;base64,${b64(big)}`) }), 400, 'media_too_large', 'messages');
     // Unknown model: 404 model_not_found, as OpenAI answers, through the official client too.
     await bad(req({ model: 'gpt-4o' }), 404, 'model_not_found', 'model');
     await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({
