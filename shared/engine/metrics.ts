@@ -317,6 +317,10 @@ export interface MeshHopSample {
   meanRttMs: number;
   /** Bytes of one decoded token's frame to this peer (0 before the first decode step). */
   decodeBytesPerToken: number;
+  /** Heartbeat round trip, milliseconds (null before the first). */
+  pingRttMs?: number | null;
+  /** Bandwidth to the peer measured when it joined, bytes/s (null if unmeasured). */
+  bandwidthBytesPerS?: number | null;
 }
 
 /**
@@ -348,7 +352,7 @@ export class ServingMetrics {
   /** 1 while the fallback upstream is healthy, 0 while not; null without a fallback. */
   readonly fallbackHealthy: Gauge | null;
   /** The mesh metrics (peers by state, per-hop bytes, forwards, latency); null off a coordinator. */
-  readonly mesh: { peers: Gauge; hopBytes: Counter; hopForwards: Counter; hopLatency: Gauge; hopDecodeBytes: Gauge } | null;
+  readonly mesh: { peers: Gauge; hopBytes: Counter; hopForwards: Counter; hopLatency: Gauge; hopPing: Gauge; hopBandwidth: Gauge; hopDecodeBytes: Gauge } | null;
 
   constructor(o: ServingMetricsOptions = {}) {
     const r = this.registry;
@@ -425,6 +429,22 @@ export class ServingMetrics {
             labelNames: ['peer'],
             collect: (g) => {
               for (const h of meshHops()) g.set({ peer: h.peer }, h.meanRttMs / 1000);
+            },
+          }),
+          hopPing: r.gauge({
+            name: 'vlmesh:mesh_peer_ping_rtt_seconds',
+            help: 'Heartbeat round trip to a peer (ping to pong, no compute), a moving average.',
+            labelNames: ['peer'],
+            collect: (g) => {
+              for (const h of meshHops()) if (h.pingRttMs != null) g.set({ peer: h.peer }, h.pingRttMs / 1000);
+            },
+          }),
+          hopBandwidth: r.gauge({
+            name: 'vlmesh:mesh_peer_bandwidth_bytes_per_second',
+            help: 'Bandwidth from the coordinator to a peer, measured with a probe frame when the peer joined.',
+            labelNames: ['peer'],
+            collect: (g) => {
+              for (const h of meshHops()) if (h.bandwidthBytesPerS != null) g.set({ peer: h.peer }, h.bandwidthBytesPerS);
             },
           }),
           hopDecodeBytes: r.gauge({

@@ -128,6 +128,10 @@ export interface HopStats {
   decodeBytesPerToken: number;
   /** Bytes per token of this peer's results for decode steps (hidden × 2 + 52 in f16). */
   decodeResultBytesPerToken: number;
+  /** Heartbeat round trip (ping → pong, no compute), milliseconds: a moving average; null before the first. */
+  pingRttMs: number | null;
+  /** Coordinator → peer bandwidth measured when the peer joined (a probe frame against a ping), bytes/s; null if unmeasured. */
+  bandwidthBytesPerS: number | null;
 }
 
 /** What a peer says about itself (shown by `GET /v1/mesh`). */
@@ -147,6 +151,9 @@ interface PeerState {
   acks: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
   /** Sequences whose prompt this peer has (it is the head, since its last assignment). */
   prompted: Set<number>;
+  /** Pings and probes in flight: nonce → sent at (performance.now()), and who waits for the pong. */
+  pings: Map<number, { sentAt: number; waiter?: (ms: number) => void }>;
+  link: { pingRttMs: number | null; bandwidthBytesPerS: number | null };
   stats: {
     framesSent: number;
     bytesSent: number;
@@ -185,6 +192,7 @@ export class MeshCoordinator implements Engine {
   private readonly timer: ReturnType<typeof setInterval>;
   private lastTick = Date.now();
   private closed = false;
+  private nextNonce = 1;
 
   constructor(private readonly o: MeshCoordinatorOptions) {
     this.modelId = o.modelId;
@@ -222,6 +230,8 @@ export class MeshCoordinator implements Engine {
       meanRttMs: p.stats.forwards ? p.stats.rttSum / p.stats.forwards : 0,
       decodeBytesPerToken: p.stats.decodeFrames ? p.stats.decodeBytes / p.stats.decodeFrames : 0,
       decodeResultBytesPerToken: p.stats.decodeResults ? p.stats.decodeResultBytes / p.stats.decodeResults : 0,
+      pingRttMs: p.link.pingRttMs,
+      bandwidthBytesPerS: p.link.bandwidthBytesPerS,
     }));
   }
 
@@ -235,7 +245,42 @@ export class MeshCoordinator implements Engine {
     if (this.peers.get(id)?.state !== undefined && this.peers.get(id)!.state !== 'lost') throw new VlmeshError('MESH_PEER_ID', `peer id ${id} is already in the mesh`);
     const p = this.newPeer(id, transport, capacity, info);
     this.peers.set(id, p);
+    await this.probeLink(p);
     await this.replan();
+  }
+
+  /** Sends a ping (or a probe of `bytes`); resolves with the round trip in ms, or null after `timeoutMs`. */
+  private roundTrip(p: PeerState, bytes: number, timeoutMs: number): Promise<number | null> {
+    const nonce = this.nextNonce++ >>> 0;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        p.pings.delete(nonce);
+        resolve(null);
+      }, timeoutMs);
+      p.pings.set(nonce, {
+        sentAt: performance.now(),
+        waiter: (ms) => {
+          clearTimeout(timer);
+          resolve(ms);
+        },
+      });
+      this.send(p, bytes > 0 ? { kind: 'probe', nonce, bytes } : { kind: 'ping', nonce });
+    });
+  }
+
+  /**
+   * A joining peer's link: the round trip of a ping, then of a 256 KiB probe; the difference is
+   * the probe's transfer time. A peer that does not answer keeps null figures (the heartbeats
+   * judge it).
+   */
+  private async probeLink(p: PeerState): Promise<void> {
+    const probeBytes = 256 * 1024;
+    const rtt = await this.roundTrip(p, 0, 2000);
+    if (rtt === null) return;
+    p.link.pingRttMs = rtt;
+    const withProbe = await this.roundTrip(p, probeBytes, 5000);
+    if (withProbe === null) return;
+    p.link.bandwidthBytesPerS = probeBytes / (Math.max(withProbe - rtt, 0.01) / 1000);
   }
 
   private newPeer(id: string, transport: Transport, capacity: Omit<PeerCapacity, 'id'>, info: PeerInfo): PeerState {
@@ -249,6 +294,8 @@ export class MeshCoordinator implements Engine {
       pending: new Map(),
       acks: new Map(),
       prompted: new Set(),
+      pings: new Map(),
+      link: { pingRttMs: null, bandwidthBytesPerS: null },
       stats: { framesSent: 0, bytesSent: 0, bytesReceived: 0, forwards: 0, rttSum: 0, decodeBytes: 0, decodeFrames: 0, decodeResultBytes: 0, decodeResults: 0 },
     };
     transport.onMessage((f) => this.onFrame(p, f));
@@ -309,6 +356,15 @@ export class MeshCoordinator implements Engine {
       case 'error':
         this.lose(p, `error from peer: ${m.code}: ${m.message}`);
         return;
+      case 'pong': {
+        const ping = p.pings.get(m.nonce);
+        if (!ping) return;
+        p.pings.delete(m.nonce);
+        const ms = performance.now() - ping.sentAt;
+        if (ping.waiter) ping.waiter(ms);
+        else p.link.pingRttMs = p.link.pingRttMs === null ? ms : 0.8 * p.link.pingRttMs + 0.2 * ms;
+        return;
+      }
       default:
         return;
     }
@@ -327,7 +383,11 @@ export class MeshCoordinator implements Engine {
         this.lose(p, `silent for ${now - p.lastSeen} ms`);
         continue;
       }
-      this.send(p, { kind: 'ping', nonce: now >>> 0 });
+      const nonce = this.nextNonce++ >>> 0;
+      // Pings that never came back (a reply lost with a closed link) are forgotten after 10 s.
+      for (const [n, ping] of p.pings) if (!ping.waiter && performance.now() - ping.sentAt > 10_000) p.pings.delete(n);
+      p.pings.set(nonce, { sentAt: performance.now() });
+      this.send(p, { kind: 'ping', nonce });
     }
   }
 

@@ -280,7 +280,7 @@ export class StagePeer {
       this.reply({ kind: 'error', code: err.code ?? 'WIRE', message: err.message });
       return;
     }
-    if (m.kind === 'ping') {
+    if (m.kind === 'ping' || m.kind === 'probe') {
       this.reply({ kind: 'pong', nonce: m.nonce });
       return;
     }

@@ -7,7 +7,7 @@
  *        0     4  magic "VLMH"
  *        4     1  version (1)
  *        5     1  kind        forward | result | release | ping | pong | assign | error | hello
- *                             | prompt | embed
+ *                             | prompt | embed | probe
  *        6     1  dtype       none | f16 | f32 | json | u32
  *        7     1  flags       bit 0: replay (rebuilding a KV cache)
  *        8     4  seq         sequence (request) id in the stage's KV cache
@@ -31,6 +31,9 @@
  * per chunk (u32 token ids with their positions: a decoded token costs 40 + 12 + 4 bytes).
  * Vision features never cross the network.
  *
+ * A `probe` (nonce in `chunk`, `payload` bytes of zeros) is answered at once with a `pong`: the
+ * coordinator times it against a plain ping to estimate a peer's bandwidth when it joins.
+ *
  * `decodeMessage` checks everything a misbehaving peer could get wrong and throws a `WireError`
  * whose `code` says what: magic, version, length, shape, checksum, non-finite values.
  */
@@ -41,7 +44,7 @@ export const WIRE_MAGIC = 0x484d4c56; // "VLMH" little-endian
 export const WIRE_VERSION = 1;
 export const HEADER_BYTES = 40;
 
-const KINDS = ['forward', 'result', 'release', 'ping', 'pong', 'assign', 'error', 'hello', 'prompt', 'embed'] as const;
+const KINDS = ['forward', 'result', 'release', 'ping', 'pong', 'assign', 'error', 'hello', 'prompt', 'embed', 'probe'] as const;
 export type MessageKind = (typeof KINDS)[number];
 const DTYPES = ['none', 'f16', 'f32', 'json', 'u32'] as const;
 /** Dtype of hidden states on the wire. */
@@ -124,6 +127,8 @@ export type MeshMessage =
   | HelloMessage
   | { kind: 'release'; seq: number }
   | { kind: 'ping' | 'pong'; nonce: number }
+  /** A bandwidth probe: `bytes` of padding, answered with a pong of the same nonce. */
+  | { kind: 'probe'; nonce: number; bytes: number }
   | AssignMessage
   | { kind: 'error'; code: string; message: string };
 
@@ -240,6 +245,10 @@ export function encodeMessage(msg: MeshMessage): Uint8Array {
     case 'pong':
       chunk = msg.nonce;
       break;
+    case 'probe':
+      chunk = msg.nonce;
+      payload = new Uint8Array(msg.bytes);
+      break;
     case 'assign':
       dtype = 3;
       payload = new TextEncoder().encode(JSON.stringify({ range: msg.range, epoch: msg.epoch }));
@@ -353,6 +362,8 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
     case 'ping':
     case 'pong':
       return { kind, nonce: chunk };
+    case 'probe':
+      return { kind, nonce: chunk, bytes: payloadLen };
     case 'assign': {
       const j = json();
       const r = j.range;

@@ -81,6 +81,8 @@ interface MeshBody {
     bytesReceived: number;
     decodeBytesPerToken: number;
     decodeResultBytesPerToken: number;
+    pingRttMs: number | null;
+    bandwidthBytesPerS: number | null;
   }[];
 }
 
@@ -238,8 +240,14 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
       expect(h.bytesSent - b.bytesSent).toBeGreaterThanOrEqual(23 * (head ? HEAD_FRAME : HIDDEN * 2 + FRAME_OVERHEAD));
       expect(h.bytesReceived - b.bytesReceived).toBeGreaterThanOrEqual(23 * (HIDDEN * 2 + FRAME_OVERHEAD));
     }
+    // Every peer's link was measured when it joined: heartbeat round trip and probe bandwidth.
+    for (const h of after.hops) {
+      expect(h.pingRttMs).toBeGreaterThan(0);
+      expect(h.pingRttMs).toBeLessThan(1000);
+      expect(h.bandwidthBytesPerS).toBeGreaterThan(0);
+    }
     console.log(
-      `mesh-cli: hops ${active.map((h) => `${h.peer} [${h.range}] rtt ${h.meanRttMs.toFixed(2)} ms, ${h.decodeBytesPerToken} B/token out, ${h.decodeResultBytesPerToken} B/token back, ${h.forwards} forwards, ${h.bytesSent} B out / ${h.bytesReceived} B in`).join('; ')}`,
+      `mesh-cli: hops ${active.map((h) => `${h.peer} [${h.range}] forward rtt ${h.meanRttMs.toFixed(2)} ms, ping ${h.pingRttMs?.toFixed(2)} ms, ${((h.bandwidthBytesPerS ?? 0) / 1e6).toFixed(1)} MB/s, ${h.decodeBytesPerToken} B/token out, ${h.decodeResultBytesPerToken} B/token back, ${h.forwards} forwards, ${h.bytesSent} B out / ${h.bytesReceived} B in`).join('; ')}`,
     );
   });
 
@@ -304,6 +312,8 @@ describe('vlmesh serve --mesh-only with three vlmesh join peers', () => {
       expect(sampleValue(m, 'vlmesh:mesh_hop_bytes_total', { peer: h.peer, direction: 'received' })).toBeGreaterThan(0);
       expect(sampleValue(m, 'vlmesh:mesh_hop_forwards_total', { peer: h.peer })).toBeGreaterThan(0);
       expect(sampleValue(m, 'vlmesh:mesh_hop_latency_seconds', { peer: h.peer })).toBeGreaterThan(0);
+      expect(sampleValue(m, 'vlmesh:mesh_peer_ping_rtt_seconds', { peer: h.peer })).toBeGreaterThan(0);
+      expect(sampleValue(m, 'vlmesh:mesh_peer_bandwidth_bytes_per_second', { peer: h.peer })).toBeGreaterThan(0);
       if (h.state !== 'lost') expect(sampleValue(m, 'vlmesh:mesh_hop_decode_bytes_per_token', { peer: h.peer })).toBe(h.range?.[0] === 0 ? HEAD_FRAME : HIDDEN * 2 + FRAME_OVERHEAD);
     }
   });

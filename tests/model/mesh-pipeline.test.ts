@@ -88,6 +88,8 @@ describe.skipIf(!ctx)('mesh pipeline (in-process stages)', async () => {
       expect(h.decodeBytesPerToken).toBe(frameBytes(1, Hd)); // 40 + 12 + 32 × 2
       expect(h.decodeBytesPerToken).toBe(Hd * 2 + 52);
       expect(h.meanRttMs).toBeGreaterThan(0);
+      expect(h.pingRttMs).toBeGreaterThan(0);
+      expect(h.bandwidthBytesPerS).toBeGreaterThan(0);
     }
     console.log(`mesh text: ${tokens.length} tokens in ${ms.toFixed(0)} ms; hops ${JSON.stringify(hops)}`);
     await coord.close();

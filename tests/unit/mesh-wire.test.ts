@@ -66,6 +66,7 @@ describe('mesh wire', () => {
       { kind: 'release', seq: 9 },
       { kind: 'ping', nonce: 123 },
       { kind: 'pong', nonce: 4_000_000_000 },
+      { kind: 'probe', nonce: 77, bytes: 262144 },
       { kind: 'assign', range: [3, 9], epoch: 2 },
       { kind: 'error', code: 'KV_CACHE_FULL', message: 'no room — ünïcode' },
       { kind: 'hello', memoryBytes: 8e9, throughput: 1234.5, peerKind: 'node', adapter: 'llvmpipe' },
