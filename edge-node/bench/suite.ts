@@ -5,7 +5,8 @@
  *
  *   kernels   adapter limits (FMA peak, copy bandwidth), matmul per variant and shape, attention
  *   model     a `vlmesh synth` checkpoint: TTFT, prefill, decode at batch 1/4/16, vision, memory
- *   ort       Chromium page: ORT-web WebGPU MatMul vs our linear kernels, same shapes, same run
+ *   ort       ORT-web's WebGPU MatMul vs our linear kernels, same shapes, same run: in this process on
+ *             Dawn (the adapter of every other figure here), and in a Chromium page (SwiftShader)
  *
  * Kernel shapes use the model dims of `--size`; for `tiny` (32-wide layers, which would measure
  * only dispatch overhead) they use a 1024-wide layer instead.
@@ -16,6 +17,7 @@ import type { GpuContext } from '../../shared/gpu/context.ts';
 import { parseQwen3VLConfig } from '../../shared/model/qwen3-vl/config.ts';
 import { type PresetSize, presetConfigJson } from '../../shared/model/qwen3-vl/presets.ts';
 import { ensureSynthCheckpoint, type ModelResult, measureModel } from './model.ts';
+import { runOrtInNode } from './ort-node.ts';
 import { runOrtPeer } from './ort-peer.ts';
 
 export type BenchPart = 'kernels' | 'model' | 'ort';
@@ -44,16 +46,22 @@ export interface BenchReport {
     best: MatmulResult;
     /** Best decode-shaped result (memory-bound): W bytes / time. */
     decode: { GBps: number; fraction_of_bandwidth: number; best: MatmulResult };
-    /** Ours ÷ ORT-web on the prefill shape, in the Chromium page (null when that part did not run). */
+    /** Ours ÷ ORT-web on the prefill shape, on this adapter in this process (null when that part did not run). */
     ort_ratio: number | null;
     ort_ratio_decode: number | null;
+    /** The same ratios in the Chromium page (another adapter: SwiftShader). */
+    ort_ratio_browser: number | null;
+    ort_ratio_decode_browser: number | null;
     dims: BenchDims;
     results: MatmulResult[];
   } | null;
   attention: AttentionResult[] | null;
   model: ModelResult | null;
   decode: { tokens_per_s: number; fraction_of_roofline: number; batch: number } | null;
-  ort: (PeerResult & { elapsed_s: number }) | { skipped: string } | null;
+  /** ORT-web vs ours on Dawn, in this process: the same adapter as `matmul`. */
+  ort: (PeerResult & { runtime: 'node-dawn'; elapsed_s: number }) | { skipped: string } | null;
+  /** ORT-web vs ours in a Chromium page (its own adapter). */
+  ort_browser: (PeerResult & { runtime: 'chromium'; elapsed_s: number }) | { skipped: string } | null;
   elapsed_s: number;
 }
 
@@ -94,6 +102,7 @@ export async function runBench(ctx: GpuContext, o: BenchOptions): Promise<BenchR
     model: null,
     decode: null,
     ort: null,
+    ort_browser: null,
     elapsed_s: 0,
   };
   const needLimits = o.parts.includes('kernels') || o.parts.includes('model');
@@ -133,6 +142,8 @@ export async function runBench(ctx: GpuContext, o: BenchOptions): Promise<BenchR
       decode: { GBps: bd.weightGBps, fraction_of_bandwidth: bd.fraction_of_bandwidth, best: bd },
       ort_ratio: null,
       ort_ratio_decode: null,
+      ort_ratio_browser: null,
+      ort_ratio_decode_browser: null,
       dims,
       results,
     };
@@ -165,23 +176,25 @@ export async function runBench(ctx: GpuContext, o: BenchOptions): Promise<BenchR
       { label: 'square', phase: 'prefill', M: q ? 64 : 256, N: dims.hidden, K: dims.hidden },
       { label: 'mlp-up', phase: 'decode', M: 1, N: dims.intermediate, K: dims.hidden },
     ];
+    const peerOptions = { shapes: ortShapes, repeats: q ? 2 : repeats, targetMs, limits: false, copyBytes: 16 << 20 };
+    const ratios = (p: PeerResult) => [p.shapes.find((s) => s.phase === 'prefill')?.ratio ?? null, p.shapes.find((s) => s.phase === 'decode')?.ratio ?? null];
     try {
-      const peer = await runOrtPeer({
-        shapes: ortShapes,
-        repeats: q ? 2 : repeats,
-        targetMs,
-        limits: !q,
-        copyBytes: 16 << 20,
-        onProgress: log,
-      });
-      report.ort = { ...peer, elapsed_s: (performance.now() - t0) / 1000 };
-      if (report.matmul) {
-        report.matmul.ort_ratio = peer.shapes.find((s) => s.phase === 'prefill')?.ratio ?? null;
-        report.matmul.ort_ratio_decode = peer.shapes.find((s) => s.phase === 'decode')?.ratio ?? null;
-      }
+      log('ort: onnxruntime-web on Dawn in this process (its first submission takes a while on a software adapter)');
+      const peer = await runOrtInNode(ctx, peerOptions, log);
+      report.ort = { ...peer, runtime: 'node-dawn', elapsed_s: (performance.now() - t0) / 1000 };
+      if (report.matmul) [report.matmul.ort_ratio, report.matmul.ort_ratio_decode] = ratios(peer);
     } catch (e) {
       report.ort = { skipped: (e as Error).message };
-      log(`ort: skipped: ${(e as Error).message}`);
+      log(`ort: in Node skipped: ${(e as Error).message}`);
+    }
+    const t1 = performance.now();
+    try {
+      const peer = await runOrtPeer({ ...peerOptions, limits: !q, onProgress: log });
+      report.ort_browser = { ...peer, runtime: 'chromium', elapsed_s: (performance.now() - t1) / 1000 };
+      if (report.matmul) [report.matmul.ort_ratio_browser, report.matmul.ort_ratio_decode_browser] = ratios(peer);
+    } catch (e) {
+      report.ort_browser = { skipped: (e as Error).message };
+      log(`ort: in Chromium skipped: ${(e as Error).message}`);
     }
   }
   report.elapsed_s = (performance.now() - started) / 1000;
@@ -235,12 +248,13 @@ export function formatBenchReport(r: BenchReport): string {
     rows.push(['bytes/param, KV bytes/token', `${num(m.memory.bytes_per_param)}, ${m.memory.kv_bytes_per_token}`, '']);
     out.push(table(rows));
   }
-  if (r.ort) {
+  for (const [where, part] of [['in this process on Dawn', r.ort], ['in Chromium', r.ort_browser]] as const) {
+    if (!part) continue;
     out.push('');
-    if ('skipped' in r.ort) out.push(`onnxruntime-web: skipped (${r.ort.skipped})`);
+    if ('skipped' in part) out.push(`onnxruntime-web ${where}: skipped (${part.skipped})`);
     else {
-      const p = r.ort;
-      out.push(`onnxruntime-web ${p.ortVersion} WebGPU EP vs ours, in Chromium on ${p.adapter.description || p.adapter.vendor}${p.limits ? ` (page FMA peak ${num(p.limits.peakGflops)} GFLOP/s, copy ${num(p.limits.bandwidthGBps)} GB/s)` : ''}:`);
+      const p = part;
+      out.push(`onnxruntime-web ${p.ortVersion} WebGPU EP vs ours, ${where}, on ${p.adapter.description || p.adapter.vendor}${p.limits ? ` (page FMA peak ${num(p.limits.peakGflops)} GFLOP/s, copy ${num(p.limits.bandwidthGBps)} GB/s)` : ''}:`);
       const rows = [['shape', 'ORT ms', 'ORT GFLOP/s', 'ours', 'ours GFLOP/s', 'ours/ORT']];
       for (const s of p.shapes) rows.push([`${s.phase} ${s.M}×${s.N}×${s.K}`, num(s.ort.ms, 3), num(s.ort.gflops), s.selected.variant, num(s.selected.gflops), `${num(s.ratio)}×`]);
       out.push(table(rows));

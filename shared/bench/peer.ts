@@ -6,12 +6,13 @@
  *
  *   ORT:  y = a · b, b a float32 initializer [K, N] (uploaded once, like weights), a a GPU tensor
  *         on ORT's own device, y left on the GPU (preferredOutputLocation 'gpu-buffer')
- *   ours: y = x · Wᵀ, W [N, K] f32: gemv (few rows) and matmul-vec4 — what `linear` selects
+ *   ours: y = x · Wᵀ, W [N, K] f32: gemv (few rows), matmul-vec4 and, where the adapter has
+ *         fixed-size subgroups, matmul-rows — `linear` selects one of them
  *   both: wall time over `inner` runs between queue drains, median of `repeats` samples
  */
 import type * as Ort from 'onnxruntime-web';
 import type { GpuContext } from '../gpu/context.ts';
-import { selectLinear } from '../kernels/linear/index.ts';
+import { type LinearVariant, matmulRowsSupported, selectLinear } from '../kernels/linear/index.ts';
 import { benchFill, type LimitsResult, type MatmulResult, type MatmulShape, measureLimits, measureMatmuls } from './kernels.ts';
 import { matmulModel } from './onnx.ts';
 import { gflops, median } from './stats.ts';
@@ -92,7 +93,7 @@ export async function runPeerComparison(
     // The fallback matmul-tiled is left out: on software adapters it alone would take minutes.
     const ours = await measureMatmuls(ctx, [s], roof, {
       weightDtype: 'f32',
-      variants: ['linear/gemv', 'linear/matmul-vec4'],
+      variants: ['linear/gemv', 'linear/matmul-vec4', ...(matmulRowsSupported(ctx) ? (['linear/matmul-rows'] as LinearVariant[]) : [])],
       repeats: o.repeats,
       targetMs: o.targetMs,
       method: 'wall',

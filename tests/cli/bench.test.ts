@@ -86,15 +86,24 @@ describe('vlmesh bench', () => {
     positive(model.memory.peak_bytes, 'peak memory');
     expect(model.memory.peak_bytes).toBeGreaterThanOrEqual(model.memory.weight_bytes);
 
-    const ort = report.ort!;
-    expect('skipped' in ort, JSON.stringify(ort)).toBe(false);
-    if (!('skipped' in ort)) {
-      for (const s of ort.shapes) {
-        positive(s.ort.gflops, `ORT ${s.phase}`);
-        positive(s.selected.gflops, `ours ${s.phase}`);
+    // ORT-web side by side twice: in this process on Dawn (the adapter of every figure above) and
+    // in a Chromium page (SwiftShader).
+    for (const [part, runtime] of [[report.ort!, 'node-dawn'], [report.ort_browser!, 'chromium']] as const) {
+      expect('skipped' in part, JSON.stringify(part)).toBe(false);
+      if ('skipped' in part) continue;
+      expect(part.runtime).toBe(runtime);
+      expect(part.ortVersion).toMatch(/^\d+\.\d+/);
+      expect(part.shapes.map((s) => s.phase)).toEqual(['prefill', 'decode']);
+      for (const s of part.shapes) {
+        positive(s.ort.gflops, `ORT ${runtime} ${s.phase}`);
+        positive(s.selected.gflops, `ours ${runtime} ${s.phase}`);
         expect(s.ratio).toBeCloseTo(s.selected.gflops / s.ort.gflops, 9);
       }
     }
+    const dawnOrt = report.ort as Exclude<typeof report.ort, { skipped: string } | null>;
+    expect(dawnOrt.adapter.description).toBe(report.adapter.description);
+    expect(m.ort_ratio).toBe(dawnOrt.shapes[0].ratio);
+    positive(m.ort_ratio_browser, 'matmul.ort_ratio_browser');
     // Progress went to stderr, the report alone to stdout.
     expect(r.stderr).toMatch(/bench: limits: fma/);
   }, 240_000);
