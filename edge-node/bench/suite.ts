@@ -242,7 +242,7 @@ export function formatBenchReport(r: BenchReport): string {
     const rows = [['measure', 'value', 'of roof']];
     rows.push([`TTFT (${m.ttft.prompt_tokens} tokens)`, `${num(m.ttft.ms, 1)} ms`, pct(m.prefill.fraction_of_peak)]);
     rows.push(['prefill', `${num(m.prefill.tokens_per_s, 1)} tokens/s, ${num(m.prefill.gflops)} GFLOP/s`, pct(m.prefill.fraction_of_peak)]);
-    for (const d of m.decode) rows.push([`decode batch ${d.batch}`, `${num(d.tokens_per_s, 1)} tokens/s (${num(d.step_ms, 2)} ms/step, ${num(d.achieved_GBps)} GB/s)`, pct(d.fraction_of_roofline)]);
+    for (const d of m.decode) rows.push([`decode batch ${d.batch}`, `${num(d.tokens_per_s, 1)} tokens/s (${num(d.step_ms, 2)} ms/step, ${num(d.achieved_GBps)} GB/s, ${d.bound}-bound)`, pct(d.fraction_of_roofline)]);
     for (const v of m.vision) rows.push([`vision ${v.pixels}²`, `${num(v.ms, 1)} ms/image (${v.patches} patches)`, pct(v.fraction_of_peak)]);
     rows.push(['peak GPU memory', `${(m.memory.peak_bytes / 2 ** 20).toFixed(1)} MiB`, '']);
     rows.push(['bytes/param, KV bytes/token', `${num(m.memory.bytes_per_param)}, ${m.memory.kv_bytes_per_token}`, '']);

@@ -6,14 +6,15 @@
  *   limits      fma-peak (compute roof), copy-vec4 (memory roof)
  *   matmul      prefill-shaped rows (M = 256, 512) → compute-bound → fraction of FMA peak
  *               decode-shaped rows  (M = 1, 4)     → memory-bound  → W bytes / time ÷ copy bandwidth
- *   attention   flash-prefill (causal, contiguous K/V), decode-paged (one query per sequence)
+ *   attention   flash-prefill (causal, contiguous K/V), decode-paged and decode-subgroup (one query
+ *               per sequence)
  */
 import type { GpuContext } from '../gpu/context.ts';
 import type { DType } from '../gpu/dtype.ts';
 import { toF16Array } from '../gpu/f16.ts';
 import type { ProgramCall } from '../gpu/program.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { decodePaged, flashPrefill } from '../kernels/attention/index.ts';
+import { decodePaged, decodeSubgroup, decodeSubgroupSupported, flashPrefill } from '../kernels/attention/index.ts';
 import { copyVec4, copyVec4Bytes, fmaPeak, fmaPeakFlops } from '../kernels/bench/index.ts';
 import { type LinearVariant, linearCalls } from '../kernels/linear/index.ts';
 import { causalAttentionFlops, fractionOf, gbps, gflops, matmulBytes, matmulFlops, type Rooflines } from './stats.ts';
@@ -94,7 +95,10 @@ export interface LimitsOptions extends KernelBenchOptions {
 }
 
 /**
- * Peak FMA throughput and copy bandwidth of this adapter, and the timing method to trust.
+ * Peak FMA throughput and copy bandwidth of this adapter, and the timing method to trust. Each
+ * roof is the fastest of its samples: a roof is what the adapter was seen to reach, and on a
+ * shared machine the median of a memory probe drifts by ±10 % from run to run (seen: 4.8 to
+ * 5.8 GB/s on lavapipe), which would inflate every fraction measured against it.
  *
  * @example
  * const { peakGflops, bandwidthGBps, method } = await measureLimits(ctx);
@@ -124,34 +128,45 @@ export async function measureLimits(ctx: GpuContext, o: LimitsOptions = {}): Pro
     }
     const trusted = stamped !== null && stamped.method === 'timestamp-query' && stamped.ms.median <= wall.ms.median * 1.05;
     const method: TimingMethod = o.method ?? (trusted ? 'timestamp-query' : 'wall');
-    const fmaMs = method === 'timestamp-query' && stamped ? stamped.ms.median : wall.ms.median;
+    const fmaMs = method === 'timestamp-query' && stamped ? stamped.ms.min : wall.ms.min;
     const peak = gflops(fmaPeakFlops(threads, iters), fmaMs);
     o.onProgress?.(
       `limits: fma ${peak.toFixed(1)} GFLOP/s; timing by ${method}${stamped ? ` (timestamps ${stamped.ms.median.toFixed(2)} ms vs wall ${wall.ms.median.toFixed(2)} ms: ${trusted ? 'trusted' : 'not trusted'})` : ''}`,
     );
-    // Copy: vec4 arrays of at most 64 MiB, within one binding.
-    const bytes = Math.min(o.copyBytes ?? 64 << 20, ctx.caps.maxBindingBytes, ctx.caps.limits.maxBufferSize);
-    const n = Math.floor(bytes / 16) * 4;
-    const src = ctx.upload(benchFill(n, 7), [n], 'f32', 'bench.copy.src');
-    const dst = ctx.empty([n], 'f32', 'bench.copy.dst');
-    try {
-      const copyT = await timeProgram(ctx, [copyVec4(ctx, { src, dst })], { ...o, method });
-      const bw = gbps(copyVec4Bytes(n), copyT.ms.median);
-      o.onProgress?.(`limits: copy-vec4 ${(n * 4) / 2 ** 20} MiB: ${bw.toFixed(2)} GB/s (read + write)`);
-      return {
-        peakGflops: peak,
-        bandwidthGBps: bw,
-        fma: { threads, iters, ms: fmaMs },
-        copy: { bytes: copyVec4Bytes(n), ms: copyT.ms.median },
-        method,
-        timing: { wallMs: wall.ms.median, timestampMs: stamped?.ms.median ?? null, trusted },
-      };
-    } finally {
-      src.release();
-      dst.release();
-    }
+    const copy = await measureCopyBandwidth(ctx, { ...o, method });
+    return {
+      peakGflops: peak,
+      bandwidthGBps: copy.GBps,
+      fma: { threads, iters, ms: fmaMs },
+      copy: { bytes: copy.bytes, ms: copy.ms },
+      method,
+      timing: { wallMs: wall.ms.median, timestampMs: stamped?.ms.median ?? null, trusted },
+    };
   } finally {
     out.release();
+  }
+}
+
+/**
+ * Copy bandwidth (read + write bytes ÷ time of the fastest sample) of vec4 arrays of at most
+ * 64 MiB, within one binding.
+ *
+ * @example
+ * const { GBps } = await measureCopyBandwidth(ctx, { method: 'timestamp-query' });
+ */
+export async function measureCopyBandwidth(ctx: GpuContext, o: LimitsOptions = {}): Promise<{ GBps: number; bytes: number; ms: number }> {
+  const bytes = Math.min(o.copyBytes ?? 64 << 20, ctx.caps.maxBindingBytes, ctx.caps.limits.maxBufferSize);
+  const n = Math.floor(bytes / 16) * 4;
+  const src = ctx.upload(benchFill(n, 7), [n], 'f32', 'bench.copy.src');
+  const dst = ctx.empty([n], 'f32', 'bench.copy.dst');
+  try {
+    const t = await timeProgram(ctx, [copyVec4(ctx, { src, dst })], o);
+    const bw = gbps(copyVec4Bytes(n), t.ms.min);
+    o.onProgress?.(`limits: copy-vec4 ${(n * 4) / 2 ** 20} MiB: ${bw.toFixed(2)} GB/s (read + write)`);
+    return { GBps: bw, bytes: copyVec4Bytes(n), ms: t.ms.min };
+  } finally {
+    src.release();
+    dst.release();
   }
 }
 
@@ -263,7 +278,7 @@ export async function measureMatmuls(
 // ---------------------------------------------------------------------------------- attention
 
 export interface AttentionResult {
-  kernel: 'attention/flash-prefill' | 'attention/decode-paged';
+  kernel: 'attention/flash-prefill' | 'attention/decode-paged' | 'attention/decode-subgroup';
   /** Prefill: query tokens; decode: sequences. */
   rows: number;
   /** Keys each query (prefill: the last one) attends to. */
@@ -320,24 +335,27 @@ export async function measureAttention(ctx: GpuContext, d: BenchDims, roof: Roof
     const lens = ctx.upload(new Uint32Array(B).fill(L), [B], 'u32', 'bench.attn.lens');
     const q = ctx.upload(benchFill(B * Hq * hd, 8), [B, Hq, hd], 'f32', 'bench.attn.q');
     const o2 = ctx.empty([B, Hq, hd], 'f32', 'bench.attn.out');
+    const kernels = [['attention/decode-paged', decodePaged] as const, ...(decodeSubgroupSupported(ctx, hd) ? [['attention/decode-subgroup', decodeSubgroup] as const] : [])];
     try {
-      const t = await timeProgram(ctx, [decodePaged(ctx, { q, contextLens: lens, blockTables: tables, kCache, vCache, out: o2 })], o);
-      const bytes = 2 * B * L * Hkv * hd * 4;
-      const bw = gbps(bytes, t.ms.median);
-      out.push({
-        kernel: 'attention/decode-paged',
-        rows: B,
-        context: L,
-        heads: Hq,
-        kvHeads: Hkv,
-        headDim: hd,
-        ms: t.ms.median,
-        gflops: gflops(causalAttentionFlops(1, L, Hq, hd) * B, t.ms.median),
-        kvGBps: bw,
-        bound: 'memory',
-        fraction: fractionOf(bw, roof.bandwidthGBps),
-      });
-      o.onProgress?.(`attention: decode-paged B=${B} context=${L}: ${t.ms.median.toFixed(3)} ms, ${bw.toFixed(1)} GB/s of K/V`);
+      for (const [kernel, factory] of kernels) {
+        const t = await timeProgram(ctx, [factory(ctx, { q, contextLens: lens, blockTables: tables, kCache, vCache, out: o2 })], o);
+        const bytes = 2 * B * L * Hkv * hd * 4;
+        const bw = gbps(bytes, t.ms.median);
+        out.push({
+          kernel,
+          rows: B,
+          context: L,
+          heads: Hq,
+          kvHeads: Hkv,
+          headDim: hd,
+          ms: t.ms.median,
+          gflops: gflops(causalAttentionFlops(1, L, Hq, hd) * B, t.ms.median),
+          kvGBps: bw,
+          bound: 'memory',
+          fraction: fractionOf(bw, roof.bandwidthGBps),
+        });
+        o.onProgress?.(`attention: ${kernel.slice('attention/'.length)} B=${B} context=${L}: ${t.ms.median.toFixed(3)} ms, ${bw.toFixed(1)} GB/s of K/V`);
+      }
     } finally {
       for (const x of [kCache, vCache, tables, lens, q, o2]) x.release();
     }

@@ -65,6 +65,12 @@ export interface KernelVariants {
   linearDecode: 'linear/gemv' | 'linear/matmul-rows';
   /** Linear kernel for any shape (odd K). */
   linearFallback: 'linear/matmul-tiled';
+  /**
+   * Decode attention: `decode-subgroup` (one subgroup per head, no workgroup memory) on lavapipe,
+   * where it measured 4.3× decode-paged (Qwen3-VL-2B shapes, 129 to 1024 keys); `decode-paged`
+   * elsewhere, and for head dims the subgroup size does not divide.
+   */
+  attentionDecode: 'attention/decode-paged' | 'attention/decode-subgroup';
   /** Where sampling runs. */
   sampling: 'gpu';
 }
@@ -94,6 +100,7 @@ export function chooseVariants(caps: Capabilities, adapter?: AdapterDescription)
     linearPrefill: rows ? 'linear/matmul-rows' : 'linear/matmul-vec4',
     linearDecode: rows ? 'linear/matmul-rows' : 'linear/gemv',
     linearFallback: 'linear/matmul-tiled',
+    attentionDecode: rows ? 'attention/decode-subgroup' : 'attention/decode-paged',
     sampling: 'gpu',
   };
 }

@@ -67,7 +67,8 @@ describe('vlmesh bench', () => {
     // The best prefill result is the fastest prefill-shaped row.
     expect(m.gflops).toBe(Math.max(...m.results.filter((x) => x.phase === 'prefill').map((x) => x.gflops)));
 
-    expect(report.attention!.map((a) => a.kernel).sort()).toEqual(['attention/decode-paged', 'attention/flash-prefill']);
+    // decode-subgroup where the adapter has fixed-size subgroups (lavapipe: 8).
+    expect([...new Set(report.attention!.map((a) => a.kernel))].sort()).toEqual(['attention/decode-paged', 'attention/decode-subgroup', 'attention/flash-prefill']);
     for (const a of report.attention!) positive(a.ms, a.kernel);
 
     positive(report.decode?.tokens_per_s, 'decode.tokens_per_s');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../shared/errors.ts';
 import { roundToF16, toF16Array } from '../../shared/gpu/f16.ts';
+import type { GpuContext } from '../../shared/gpu/context.ts';
 import type { DType } from '../../shared/gpu/dtype.ts';
 import type { Tensor } from '../../shared/gpu/tensor.ts';
-import { decodeChunk, decodePaged, flashPrefill, prefillPaged } from '../../shared/kernels/attention/index.ts';
+import { type DecodePagedArgs, decodeChunk, decodePaged, decodeSubgroup, decodeSubgroupSupported, flashPrefill, prefillPaged } from '../../shared/kernels/attention/index.ts';
 import { appendPaged, NO_SEQ } from '../../shared/kernels/kv/index.ts';
 import { causalAttentionRef, pagedDecodeRef, pagedPrefillRef } from '../../shared/reference/attention.ts';
 import { appendPagedRef, type PagedLayout, pagedSlot } from '../../shared/reference/kv.ts';
@@ -156,7 +157,9 @@ interface DecodeCase {
   qStd?: number;
 }
 
-async function checkDecode(o: DecodeCase, dtype: DType, seed: number) {
+type DecodeKernel = (c: GpuContext, args: DecodePagedArgs) => ReturnType<typeof decodePaged>;
+
+async function checkDecode(o: DecodeCase, dtype: DType, seed: number, kernel: DecodeKernel = decodePaged, name = 'decode-paged') {
   const c = ctx!;
   const rng = new Rng(seed);
   const { tables, maxBlocks, numBlocks } = shuffledTables(rng, o.lens, o.blockSize, 2);
@@ -168,12 +171,20 @@ async function checkDecode(o: DecodeCase, dtype: DType, seed: number) {
   const lensT = c.upload(new Uint32Array(o.lens), [n], 'u32', 'contextLens');
   const tabT = c.upload(tables, [n, maxBlocks], 'u32', 'blockTables');
   const out = c.empty([n, o.Hq, o.hd], 'f32', 'out');
-  c.run(decodePaged(c, { q: qt, contextLens: lensT, blockTables: tabT, kCache: cache.kt, vCache: cache.vt, out }));
+  c.run(kernel(c, { q: qt, contextLens: lensT, blockTables: tabT, kCache: cache.kt, vCache: cache.vt, out }));
   const got = await c.readF32(out);
   const want = pagedDecodeRef({ q, contextLens: o.lens, Hq: o.Hq, kCache: cache.k, vCache: cache.v, blockTables: tables, layout: L });
-  expectClose(got, want, ATTN_TOL, `decode-paged ${dtype} ${JSON.stringify(o)}`);
+  expectClose(got, want, ATTN_TOL, `${name} ${dtype} ${JSON.stringify(o)}`);
   for (const t of [qt, lensT, tabT, out, cache.kt, cache.vt]) t.release();
+  return { got, n, Hq: o.Hq, hd: o.hd };
 }
+
+const DECODE_CASES: DecodeCase[] = [
+  { lens: [1, 17, 33, 5], Hq: 4, Hkv: 2, hd: 16, blockSize: 4, qStd: 3 },
+  { lens: [200, 0, 31], Hq: 2, Hkv: 2, hd: 16, blockSize: 16 },
+  { lens: [97, 1, 64, 150], Hq: 32, Hkv: 8, hd: 128, blockSize: 16, qStd: 2 },
+  { lens: [40, 77], Hq: 16, Hkv: 8, hd: 128, blockSize: 5 },
+];
 
 describe.skipIf(!ctx)('attention/decode-paged', () => {
   it('chunk sizes fit the 16 KiB budget for the model shapes', () => {
@@ -182,14 +193,8 @@ describe.skipIf(!ctx)('attention/decode-paged', () => {
   });
 
   it('several sequences of different lengths in one dispatch, GQA 1/2/4, shuffled blocks', async () => {
-    const cases: DecodeCase[] = [
-      { lens: [1, 17, 33, 5], Hq: 4, Hkv: 2, hd: 16, blockSize: 4, qStd: 3 },
-      { lens: [200, 0, 31], Hq: 2, Hkv: 2, hd: 16, blockSize: 16 },
-      { lens: [97, 1, 64, 150], Hq: 32, Hkv: 8, hd: 128, blockSize: 16, qStd: 2 },
-      { lens: [40, 77], Hq: 16, Hkv: 8, hd: 128, blockSize: 5 },
-    ];
     for (const dtype of cacheDtypes()) {
-      for (const [i, o] of cases.entries()) await checkDecode(o, dtype, 30 + i);
+      for (const [i, o] of DECODE_CASES.entries()) await checkDecode(o, dtype, 30 + i);
     }
   });
 
@@ -200,6 +205,56 @@ describe.skipIf(!ctx)('attention/decode-paged', () => {
       const lens = Array.from({ length: rng.int(1, 5) }, () => rng.int(0, 120));
       await checkDecode({ lens, Hq: Hkv * rng.pick([1, 2, 4]), Hkv, hd: 16, blockSize: rng.pick([3, 8, 16]), qStd: 2 }, 'f32', 300 + i);
     }
+  });
+});
+
+describe.skipIf(!ctx || !decodeSubgroupSupported(ctx, 16))('attention/decode-subgroup (one subgroup per head, no workgroup memory)', () => {
+  const subgroup: DecodeKernel = (c, a) => decodeSubgroup(c, a);
+
+  it('the decode-paged cases: lengths 0 to 200 in one dispatch, GQA 1/2/4, shuffled blocks', async () => {
+    for (const dtype of cacheDtypes()) {
+      for (const [i, o] of DECODE_CASES.entries()) await checkDecode(o, dtype, 30 + i, subgroup, 'decode-subgroup');
+    }
+  });
+
+  it('random batches, and a sequence gives the same bits alone and in a batch', async () => {
+    const rng = new Rng(32);
+    for (let i = 0; i < 3; i++) {
+      const Hkv = rng.pick([1, 2]);
+      const lens = Array.from({ length: rng.int(1, 5) }, () => rng.int(0, 120));
+      await checkDecode({ lens, Hq: Hkv * rng.pick([1, 2, 4]), Hkv, hd: 16, blockSize: rng.pick([3, 8, 16]), qStd: 2 }, 'f32', 400 + i, subgroup, 'decode-subgroup');
+    }
+    // One cache: the first sequence alone, then in a batch of three (the engine relies on it).
+    const c = ctx!;
+    const lens = [57, 90, 3];
+    const { tables, maxBlocks, numBlocks } = shuffledTables(rng, lens, 8, 2);
+    const cache = randomCache(rng, { numBlocks, blockSize: 8, Hkv: 2, headDim: 16, maxBlocks }, 'f32');
+    const q = rng.normals(3 * 4 * 16, 2);
+    const run = async (n: number) => {
+      const qt = c.upload(q.subarray(0, n * 64), [n, 4, 16], 'f32', 'q');
+      const lensT = c.upload(Uint32Array.from(lens.slice(0, n)), [n], 'u32', 'contextLens');
+      const tabT = c.upload(tables.subarray(0, n * maxBlocks), [n, maxBlocks], 'u32', 'blockTables');
+      const out = c.empty([n, 4, 16], 'f32', 'out');
+      c.run(decodeSubgroup(c, { q: qt, contextLens: lensT, blockTables: tabT, kCache: cache.kt, vCache: cache.vt, out }));
+      const got = await c.readF32(out);
+      for (const t of [qt, lensT, tabT, out]) t.release();
+      return Array.from(got.subarray(0, 64));
+    };
+    expect(await run(3)).toEqual(await run(1));
+    cache.kt.release();
+    cache.vt.release();
+  });
+
+  it('rejects a head_dim that the subgroup size does not divide', () => {
+    const c = ctx!;
+    const sg = c.caps.subgroupMinSize;
+    const hd = sg + 2;
+    const q = c.empty([1, 2, hd], 'f32', 'q');
+    const cache = c.empty([2, 4, 1, hd], 'f32', 'cache');
+    const lens = c.empty([1], 'u32', 'lens');
+    const tab = c.empty([1, 2], 'u32', 'tab');
+    expect(() => decodeSubgroup(c, { q, contextLens: lens, blockTables: tab, kCache: cache, vCache: cache, out: q })).toThrow(ShapeError);
+    for (const t of [q, cache, lens, tab]) t.release();
   });
 });
 

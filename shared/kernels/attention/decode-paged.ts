@@ -36,6 +36,32 @@ export interface DecodePagedArgs {
  */
 export function decodePaged(ctx: GpuContext, args: DecodePagedArgs): ProgramCall {
   const name = DECODE_PAGED;
+  const d = resolveDecode(name, ctx, args);
+  const BK = decodeChunk(name, ctx, d.headDim, d.group);
+  const kt = d.cacheDtype;
+  return {
+    info: {
+      name,
+      cacheKey: `${kt}:hd=${d.headDim}:group=${d.group}:bk=${BK}`,
+      source: () =>
+        assembleWgsl(
+          enables(kt),
+          alias('KT', kt),
+          constU32('HD', d.headDim),
+          constU32('GROUP', d.group),
+          constU32('BK', BK),
+          src,
+        ),
+      access: ['read', 'read', 'read', 'read', 'read', 'read_write'],
+    },
+    bindings: d.bindings,
+    uniforms: d.uniforms,
+    workgroups: [d.Hkv, d.numSeqs, 1],
+  };
+}
+
+/** What every decode-attention kernel checks and binds (the arguments of `decodePaged`). */
+export function resolveDecode(name: string, ctx: GpuContext, args: DecodePagedArgs) {
   const { rows: numSeqs, heads: Hq, headDim } = expectHeads(name, 'q', args.q);
   const cache = expectPagedCache(name, ctx, args.kCache, args.vCache);
   if (cache.headDim !== headDim) {
@@ -45,35 +71,17 @@ export function decodePaged(ctx: GpuContext, args: DecodePagedArgs): ProgramCall
   expectTensor(args.contextLens, `${name} contextLens`, { shape: [numSeqs], dtype: 'u32' });
   expectHeads(name, 'out', args.out, [numSeqs, Hq, headDim]);
   const group = gqaGroup(name, Hq, cache.Hkv);
-  const BK = decodeChunk(name, ctx, headDim, group);
   expectWorkgroups(name, ctx, 'sequences', numSeqs);
-  const kt = cache.dtype;
-  return {
-    info: {
-      name,
-      cacheKey: `${kt}:hd=${headDim}:group=${group}:bk=${BK}`,
-      source: () =>
-        assembleWgsl(
-          enables(kt),
-          alias('KT', kt),
-          constU32('HD', headDim),
-          constU32('GROUP', group),
-          constU32('BK', BK),
-          src,
-        ),
-      access: ['read', 'read', 'read', 'read', 'read', 'read_write'],
-    },
-    bindings: [args.q, args.contextLens, args.blockTables, args.kCache, args.vCache, args.out],
-    uniforms: [
-      { u32: Hq },
-      { u32: cache.Hkv },
-      { u32: cache.blockSize },
-      { u32: maxBlocks },
-      { u32: cache.numBlocks },
-      { f32: attentionScale(name, headDim, args.scale) },
-      { u32: 0 },
-      { u32: 0 },
-    ],
-    workgroups: [cache.Hkv, numSeqs, 1],
-  };
+  const uniforms: ProgramCall['uniforms'] = [
+    { u32: Hq },
+    { u32: cache.Hkv },
+    { u32: cache.blockSize },
+    { u32: maxBlocks },
+    { u32: cache.numBlocks },
+    { f32: attentionScale(name, headDim, args.scale) },
+    { u32: 0 },
+    { u32: 0 },
+  ];
+  const bindings = [args.q, args.contextLens, args.blockTables, args.kCache, args.vCache, args.out];
+  return { numSeqs, Hq, Hkv: cache.Hkv, headDim, group, cacheDtype: cache.dtype, uniforms, bindings };
 }

@@ -8,7 +8,7 @@
  */
 import type { GpuContext } from '../../gpu/context.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
-import { decodePaged, prefillPaged } from '../../kernels/attention/index.ts';
+import { decodeAttention, prefillPaged } from '../../kernels/attention/index.ts';
 import { addInPlace, siluMul } from '../../kernels/elementwise/index.ts';
 import { appendPaged } from '../../kernels/kv/index.ts';
 import { type AnyLinearArgs, GEMV_MAX_M, linear } from '../../kernels/linear/index.ts';
@@ -192,7 +192,7 @@ function layersForward(
     applyTextRope(ctx, cfg, k, positions);
     ctx.run(appendPaged(ctx, { kNew: k, vNew: v, seqIds, positions: absPos, blockTables: tables, kCache: kv.kCache(l), vCache: kv.vCache(l) }));
     if (ctxLens) {
-      ctx.run(decodePaged(ctx, { q, contextLens: ctxLens, blockTables: tables, kCache: kv.kCache(l), vCache: kv.vCache(l), out: attn }));
+      ctx.run(decodeAttention(ctx, { q, contextLens: ctxLens, blockTables: tables, kCache: kv.kCache(l), vCache: kv.vCache(l), out: attn }));
     } else {
       const pf = a.prefill!;
       ctx.run(prefillPaged(ctx, { q, blockTables: tables, seq: pf.seq, start: pf.start, kCache: kv.kCache(l), vCache: kv.vCache(l), out: attn }));
