@@ -83,9 +83,9 @@ const FATAL_PEER_ERRORS = new Set([
  * `where` prefixes the messages (e.g. "joining http://…: ").
  *
  * A connection that fails before it opens (ICE or DTLS negotiation failed, closed early; seen now
- * and then with libdatachannel on loopback: a DTLS handshake refused with "unknown CA") is closed
- * or that is not open after `timeoutMs / attempts` (at least 2 s) is closed and tried again with a
- * new one, up to `attempts` times (default 4) within the same `timeoutMs`.
+ * and then with libdatachannel on loopback: a DTLS handshake refused with "unknown CA"), or that
+ * is not open after `timeoutMs / attempts` (at least 2 s), is closed and tried again with a new
+ * one, up to `attempts` times (default 4) within the same `timeoutMs`.
  * Errors after the channel opened are the transport's business, not this function's.
  */
 export function connectToCoordinator(
