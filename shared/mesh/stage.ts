@@ -6,9 +6,10 @@
  * the hidden states after its last layer. A stage whose range starts at layer 0 is the head (behind
  * a coordinator that holds no layer): it also holds the embeddings and the vision tower, takes a
  * sequence's `prompt` (token ids and pixels: it runs the vision tower and scatters the features
- * itself) and then `embed` chunks of token ids instead of hidden states. Chunks of a sequence must arrive in order; the same
- * chunk sent again (a coordinator retrying after a replan) returns the kept output instead of
- * appending to the cache twice. Optionally it keeps every input it received, per sequence, so
+ * itself) and then `embed` chunks of token ids instead of hidden states.
+ *
+ * Chunks of a sequence must arrive in order; the same chunk sent again (a coordinator retrying
+ * after a replan) returns the kept output instead of appending to the cache twice. Optionally it keeps every input it received, per sequence, so
  * its cache can be rebuilt by replaying them (`rebuild`).
  *
  * `StagePeer` serves a runner over a `Transport`: it answers pings at once (heartbeats are not
