@@ -14,6 +14,7 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../shared/engine/engine.ts';
 import { LocalEngine } from '../../shared/engine/local-engine.ts';
+import type { EnginePlanSettings } from '../../shared/engine/prompt.ts';
 import { MemoryVisionCache, type VisionCache } from '../../shared/engine/vision-cache.ts';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../../shared/io/image/limits.ts';
 import { DeviceLostError, GpuOutOfMemoryError, NoAdapterError, UnsupportedAdapterError } from '../../shared/errors.ts';
@@ -224,15 +225,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
       maxModelLen ??= opened.config.text.maxPositionEmbeddings;
       // Default name: the repo id when pulled from the hub, else the directory's name.
       const modelId = values['served-model-name'] ?? (dir === values.model ? basename(resolve(dir)) : values.model);
+      // How either engine turns a request into a prompt: decoders, limits, context, video.
+      const planSettings: EnginePlanSettings = { decoders: nodeImageDecoders(), maxImagePixels, videoProcessor: opened.videoProcessor, maxModelLen };
       engine = meshToken !== undefined
         ? createMeshEngine(opened, {
             modelId,
             eosTokenIds: opened.generation?.eosTokenIds ?? [],
             meshOnly: values['mesh-only'],
-            decoders: nodeImageDecoders(),
-            maxImagePixels,
-            videoProcessor: opened.videoProcessor,
-            maxModelLen,
+            ...planSettings,
             // One JSON line per mesh event (a peer dropped, a replan with its replay), like the request log.
             onEvent: (e) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: e.kind === 'peer-lost' ? 'warn' : 'info', msg: `mesh_${e.kind.replace('-', '_')}`, ...e })}\n`),
             ...(values['mesh-only'] ? {} : { localFallback: { numBlocks: 1024 } }),
@@ -241,10 +241,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         modelId,
         model: { ...opened, tokenizer, template },
         eosTokenIds: opened.generation?.eosTokenIds ?? [],
-        decoders: nodeImageDecoders(),
-        maxImagePixels,
-        videoProcessor: opened.videoProcessor,
-        maxModelLen,
+        ...planSettings,
         maxNumSeqs,
         kvCacheBytes,
         prefixCaching: !values['no-prefix-cache'],

@@ -32,20 +32,17 @@
  */
 import { VlmeshError } from '../errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { ImageDecoder } from '../io/image/decode.ts';
-import { QWEN3_VL_VIDEO_CONFIG, type VisionProcessorConfig } from '../io/image/preprocess.ts';
 import { gather } from '../kernels/embedding/index.ts';
 import { argmax, checkSampled, SampleRng, topKTopP } from '../kernels/sample/index.ts';
 import { penaltiesOff } from '../kernels/sample/penalties.ts';
 import type { PagedKvCache } from '../model/qwen3-vl/kv-cache.ts';
 import { deepstackForChunk, type PreparedPrompt } from '../model/qwen3-vl/model.ts';
 import type { Grid, VisionOutput } from '../model/qwen3-vl/vision.ts';
-import type { StreamingDecoder } from '../text/tokenizer.ts';
 import type { Engine, EngineCounters, EngineStats, GenerationEvent, GenerationRequest, PriorityClass } from './engine.ts';
 import { blockHash, KvCacheFullError } from './kv-blocks.ts';
 import { applyPenalties, PenaltyState } from './penalties.ts';
-import { type ChatModel, ContextLengthError, type PlannedChat, planChat } from './prompt.ts';
-import { StopMatcher } from './stop.ts';
+import { type ChatModel, ContextLengthError, type EnginePlanSettings, type PlannedChat, planChat, requestPlanOptions } from './prompt.ts';
+import { DeltaStream } from './stop.ts';
 import type { VisionCache, VisionEmbedding } from './vision-cache.ts';
 import { visionCacheKey } from './vision-cache.ts';
 
@@ -56,29 +53,18 @@ export class EngineClosedError extends VlmeshError {
   }
 }
 
-export interface LocalEngineOptions {
+/** Also: image decoders, the image limit, the context and video preprocessing (`EnginePlanSettings`). */
+export interface LocalEngineOptions extends EnginePlanSettings {
   /** The id reported by /v1/models and checked against a request's `model`. */
   modelId: string;
   /** The loaded model, tokenizer, chat template and image processor settings. */
   model: ChatModel;
   /** Generation stops after any of these ids (the model's `eos_token_id`). */
   eosTokenIds?: readonly number[];
-  /** Image decoders (default: PNG only). */
-  decoders?: readonly ImageDecoder[];
-  /** Largest width·height of an input image (default 8192²): larger ones fail with ImageTooLargeError before decoding. */
-  maxImagePixels?: number;
-  /** Video preprocessing (smart resize, normalize) for requests with a video (default: Qwen3-VL's published one). */
-  videoProcessor?: VisionProcessorConfig;
   /** KV cache block size in tokens (default 16). */
   blockSize?: number;
   /** Prefill chunk length in tokens (default 256). */
   chunkSize?: number;
-  /**
-   * The context in tokens (usually `config.text.maxPositionEmbeddings`): a request whose prompt +
-   * `maxTokens` exceeds it fails with `ContextLengthError` before generating (or is trimmed, with
-   * `truncatePrompt`). Default: no check beyond the KV cache's capacity.
-   */
-  maxModelLen?: number;
   /** Most sequences running (prefilling or decoding) at once; also the largest decode batch. Default 16. */
   maxNumSeqs?: number;
   /**
@@ -167,10 +153,8 @@ interface Seq {
   committed: number;
   extraKey: (pos: number) => string | undefined;
   rng: SampleRng | null;
-  decoder: StreamingDecoder;
-  matcher: StopMatcher | null;
-  /** Ids decoded since the last text event; they ride on the next delta. */
-  pendingIds: number[];
+  /** Text deltas and stop strings (made at the first token). */
+  deltas: DeltaStream | null;
   firstAt: number;
   penalized: boolean;
 }
@@ -300,9 +284,7 @@ export class LocalEngine implements Engine {
       committed: 0,
       extraKey: () => undefined,
       rng: null,
-      decoder: this.o.model.tokenizer.streamingDecoder({ skipSpecialTokens: true }),
-      matcher: null,
-      pendingIds: [],
+      deltas: null,
       firstAt: 0,
       penalized: false,
     };
@@ -368,17 +350,9 @@ export class LocalEngine implements Engine {
       s.channel.fail(reason);
       return;
     }
-    if (reason !== 'abort' && s.matcher) {
-      // The decoder's pending bytes may still complete a stop string; else release the held tail.
-      const r2 = s.matcher.push(s.decoder.flush());
-      let text = r2.text;
-      if (r2.stop === undefined) text += s.matcher.flush();
-      else reason = 'stop';
-      if (text || s.pendingIds.length) s.channel.push({ kind: 'delta', text, tokenIds: s.pendingIds });
-    } else if (s.pendingIds.length) {
-      s.channel.push({ kind: 'delta', text: '', tokenIds: s.pendingIds });
-    }
-    s.pendingIds = [];
+    const last = s.deltas?.end(reason === 'abort');
+    if (last?.stopped) reason = 'stop';
+    if (last?.delta) s.channel.push({ kind: 'delta', ...last.delta });
     s.channel.push({
       kind: 'done',
       finishReason: reason,
@@ -456,13 +430,7 @@ export class LocalEngine implements Engine {
     const sp = req.sampling;
     const auto = sp.maxTokensAuto === true;
     const maxLen = this.o.maxModelLen;
-    s.plan = await planChat(m, req.messages, req.images, {
-      tools: req.tools,
-      decoders: this.o.decoders,
-      maxImagePixels: this.o.maxImagePixels,
-      ...(maxLen ? { fit: { maxModelLen: maxLen, reserve: auto ? 1 : sp.maxTokens, truncate: req.truncatePrompt === 'keep_system_and_recent' } } : {}),
-      ...(req.video ? { video: { ...req.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
-    });
+    s.plan = await planChat(m, req.messages, req.images, requestPlanOptions(req, this.o));
     s.inputIds = s.plan.inputIds;
     const S = s.inputIds.length;
     if (auto && maxLen) s.maxTokens = Math.max(1, Math.min(sp.maxTokens, maxLen - S));
@@ -855,18 +823,12 @@ export class LocalEngine implements Engine {
     s.tokens.push(id);
     s.firstAt ||= performance.now();
     if (s.penalized) this.penalties.push(s.id, id);
-    s.pendingIds.push(id);
-    s.matcher ??= new StopMatcher(s.req.sampling.stop ?? []);
-    const r = s.matcher.push(s.decoder.push(id));
-    if (r.text) {
-      s.channel.push({ kind: 'delta', text: r.text, tokenIds: s.pendingIds });
-      s.pendingIds = [];
-    }
+    s.deltas ??= new DeltaStream(this.o.model.tokenizer.streamingDecoder({ skipSpecialTokens: true }), s.req.sampling.stop ?? []);
+    const step = s.deltas.push(id);
+    if (step.delta) s.channel.push({ kind: 'delta', ...step.delta });
     if (s.signal.aborted) this.finish(s, 'abort');
-    else if (r.stop !== undefined) {
-      s.matcher = null; // the stop string is not shown; nothing pending is released
-      this.finish(s, 'stop');
-    } else if ((this.o.eosTokenIds ?? []).includes(id)) this.finish(s, 'stop');
+    else if (step.stopped) this.finish(s, 'stop');
+    else if ((this.o.eosTokenIds ?? []).includes(id)) this.finish(s, 'stop');
     else if (s.tokens.length >= s.maxTokens) this.finish(s, 'length');
   }
 }

@@ -7,13 +7,13 @@
 import { VlmeshError } from '../errors.ts';
 import type { ImageDecoder } from '../io/image/decode.ts';
 import { decodeImage } from '../io/image/decode.ts';
-import { preprocessImage, preprocessVideo, type VisionProcessorConfig } from '../io/image/preprocess.ts';
+import { preprocessImage, preprocessVideo, QWEN3_VL_VIDEO_CONFIG, type VisionProcessorConfig } from '../io/image/preprocess.ts';
 import { type Qwen3VLConfig, visionTokenIds } from '../model/qwen3-vl/config.ts';
 import type { PreparedPrompt, Qwen3VLModel } from '../model/qwen3-vl/model.ts';
 import type { Grid } from '../model/qwen3-vl/vision.ts';
 import { buildPromptInputs, type ChatMessage, type ChatTemplate, videoTimestamps, visionTokens } from '../text/chat-template.ts';
 import type { Tokenizer } from '../text/tokenizer.ts';
-import type { ImageInput } from './engine.ts';
+import type { GenerationRequest, ImageInput } from './engine.ts';
 
 /** What prompt preparation needs of a loaded model (a subset of the model directory). */
 export interface ChatModel {
@@ -193,9 +193,50 @@ export async function prepareChat(
   o: PrepareChatOptions = {},
 ): Promise<PreparedChat> {
   const plan = await planChat(m, messages, images, o);
-  const prompt = m.model.prepare(plan.inputIds, {
+  const prompt = m.model.prepare(plan.inputIds, plannedPixels(plan));
+  return { prompt, inputIds: plan.inputIds };
+}
+
+/** A planned turn's pixels as the model (and a mesh head peer) take them: all images in one array, the video apart. */
+export function plannedPixels(plan: PlannedChat): {
+  images?: { pixelValues: Float32Array; grids: Grid[] };
+  videos?: { pixelValues: Float32Array; grids: Grid[] };
+} {
+  return {
     ...(plan.images.length ? { images: { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } } : {}),
     ...(plan.video ? { videos: { pixelValues: plan.video.pixelValues, grids: [plan.video.grid] } } : {}),
-  });
-  return { prompt, inputIds: plan.inputIds };
+  };
+}
+
+/** What an engine knows that planning a request needs (see `requestPlanOptions`). */
+export interface EnginePlanSettings {
+  /** Image decoders (default: PNG only). */
+  decoders?: readonly ImageDecoder[];
+  /** Largest width·height of an input image (default 8192²): larger ones fail with ImageTooLargeError before decoding. */
+  maxImagePixels?: number;
+  /**
+   * The context in tokens (usually `config.text.maxPositionEmbeddings`): a request whose prompt +
+   * `maxTokens` exceeds it fails with `ContextLengthError` before generating (or is trimmed, with
+   * `truncatePrompt`). Default: no check beyond the KV cache's capacity.
+   */
+  maxModelLen?: number;
+  /** Video preprocessing (smart resize, normalize) for requests with a video (default: Qwen3-VL's published one). */
+  videoProcessor?: VisionProcessorConfig;
+}
+
+/**
+ * `planChat` options for an engine request: its tools and video, the engine's decoders and image
+ * limit, and the context check (a request without `max_tokens` reserves one token).
+ */
+export function requestPlanOptions(req: GenerationRequest, e: EnginePlanSettings): PrepareChatOptions {
+  const sp = req.sampling;
+  return {
+    tools: req.tools,
+    decoders: e.decoders,
+    maxImagePixels: e.maxImagePixels,
+    ...(e.maxModelLen
+      ? { fit: { maxModelLen: e.maxModelLen, reserve: sp.maxTokensAuto ? 1 : sp.maxTokens, truncate: req.truncatePrompt === 'keep_system_and_recent' } }
+      : {}),
+    ...(req.video ? { video: { ...req.video, processor: e.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
+  };
 }

@@ -110,3 +110,68 @@ export class StopMatcher {
     return best;
   }
 }
+
+/** What a `DeltaStream` step gives the engine. */
+export interface DeltaStep {
+  /** The event to stream now, if any text became safe to show (with every id since the last one). */
+  delta: { text: string; tokenIds: number[] } | null;
+  /** A stop string completed: the stream ends, the stop string unshown. */
+  stopped: boolean;
+}
+
+/**
+ * Sampled token ids → the `delta` events an engine streams: text decoded UTF-8-safely, stop
+ * strings held back and never shown, and every id riding on the next delta that carries text
+ * (or on the last one). Every Engine uses it, so a request streams the same events whichever
+ * engine serves it.
+ *
+ * @example
+ * const ds = new DeltaStream(tokenizer.streamingDecoder({ skipSpecialTokens: true }), stop);
+ * const step = ds.push(id); if (step.delta) emit(step.delta); if (step.stopped) finish('stop');
+ * const last = ds.end(aborted); if (last.delta) emit(last.delta);
+ */
+export class DeltaStream {
+  private readonly matcher: StopMatcher;
+  private pendingIds: number[] = [];
+  private stoppedByString = false;
+
+  /** @throws StopStringError for an empty stop string. */
+  constructor(
+    private readonly decoder: { push(id: number): string; flush(): string },
+    stops: readonly string[],
+  ) {
+    this.matcher = new StopMatcher(stops);
+  }
+
+  /** Takes one sampled token. */
+  push(id: number): DeltaStep {
+    this.pendingIds.push(id);
+    const r = this.matcher.push(this.decoder.push(id));
+    let delta: DeltaStep['delta'] = null;
+    if (r.text) {
+      delta = { text: r.text, tokenIds: this.pendingIds };
+      this.pendingIds = [];
+    }
+    if (r.stop !== undefined) this.stoppedByString = true;
+    return { delta, stopped: r.stop !== undefined };
+  }
+
+  /**
+   * Ends the stream. Unless it was aborted or a stop string ended it, the decoder's pending bytes
+   * may still complete a stop string (`stopped`), else the held tail is shown; in every case the
+   * ids not yet sent ride on this last delta.
+   */
+  end(aborted: boolean): DeltaStep {
+    let text = '';
+    let stopped = false;
+    if (!aborted && !this.stoppedByString) {
+      const r = this.matcher.push(this.decoder.flush());
+      text = r.text;
+      if (r.stop === undefined) text += this.matcher.flush();
+      else stopped = true;
+    }
+    const delta = text || this.pendingIds.length ? { text, tokenIds: this.pendingIds } : null;
+    this.pendingIds = [];
+    return { delta, stopped };
+  }
+}

@@ -32,12 +32,10 @@
  */
 import type { Engine, EngineStats, GenerationEvent, GenerationRequest } from '../engine/engine.ts';
 import { applyPenalties, PenaltyState } from '../engine/penalties.ts';
-import { type ChatModel, type PlannedChat, planChat } from '../engine/prompt.ts';
-import { StopMatcher } from '../engine/stop.ts';
+import { type ChatModel, type EnginePlanSettings, planChat, plannedPixels, requestPlanOptions } from '../engine/prompt.ts';
+import { DeltaStream } from '../engine/stop.ts';
 import { VlmeshError } from '../errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { ImageDecoder } from '../io/image/decode.ts';
-import { QWEN3_VL_VIDEO_CONFIG, type VisionProcessorConfig } from '../io/image/preprocess.ts';
 import { gather } from '../kernels/embedding/index.ts';
 import { argmax, checkSampled, SampleRng, topKTopP } from '../kernels/sample/index.ts';
 import { penaltiesOff } from '../kernels/sample/penalties.ts';
@@ -66,7 +64,8 @@ export class MeshUnavailableError extends VlmeshError {
   }
 }
 
-export interface MeshCoordinatorOptions {
+/** Also: image decoders, the image limit, the context and video preprocessing, as for a LocalEngine. */
+export interface MeshCoordinatorOptions extends EnginePlanSettings {
   modelId: string;
   /** The head model: `model.layers` is the head range [0, h); it also needs the final norm and lm_head. */
   model: ChatModel;
@@ -82,14 +81,6 @@ export interface MeshCoordinatorOptions {
   layerBytes?: number;
   /** With a head of 0 layers: bytes the head peer needs beyond its layers (embeddings, vision tower); default 0. */
   headBytes?: number;
-  /** Image decoders for the requests' images (default: PNG only). */
-  decoders?: readonly ImageDecoder[];
-  /** Largest width·height of an input image (default 8192²). */
-  maxImagePixels?: number;
-  /** Video preprocessing (default: Qwen3-VL's published one). */
-  videoProcessor?: VisionProcessorConfig;
-  /** The context in tokens: a longer prompt + max_tokens fails (or is trimmed, as the request asks). */
-  maxModelLen?: number;
   heartbeatMs?: number;
   /** A peer silent this long is dropped (default 1000 ms, well inside 2 s). */
   peerTimeoutMs?: number;
@@ -604,28 +595,15 @@ export class MeshCoordinator implements Engine {
     }
   }
 
-  /** Tokenizes the turn, preprocesses its media and fits it in the context (host work only). */
-  private planTurn(request: GenerationRequest): Promise<PlannedChat> {
-    const sp = request.sampling;
-    const maxLen = this.o.maxModelLen;
-    return planChat(this.o.model, request.messages, request.images, {
-      tools: request.tools,
-      decoders: this.o.decoders,
-      maxImagePixels: this.o.maxImagePixels,
-      ...(maxLen ? { fit: { maxModelLen: maxLen, reserve: sp.maxTokensAuto ? 1 : sp.maxTokens, truncate: request.truncatePrompt === 'keep_system_and_recent' } } : {}),
-      ...(request.video ? { video: { ...request.video, processor: this.o.videoProcessor ?? QWEN3_VL_VIDEO_CONFIG } } : {}),
-    });
-  }
-
   async *stream(request: GenerationRequest): AsyncIterable<GenerationEvent> {
     const submitted = performance.now();
     const { model: chat } = this.o;
     const model = chat.model;
     const { ctx, config } = model;
     const Hd = config.text.hiddenSize;
-    const plan = await this.planTurn(request);
-    const images = plan.images.length ? { pixelValues: concat(plan.images.map((i) => i.pixelValues)), grids: plan.images.map((i) => i.grid) } : undefined;
-    const videos = plan.video ? { pixelValues: plan.video.pixelValues, grids: [plan.video.grid] } : undefined;
+    // Tokenize, preprocess the media and fit the context (host work only).
+    const plan = await planChat(chat, request.messages, request.images, requestPlanOptions(request, this.o));
+    const { images, videos } = plannedPixels(plan);
     const seq = this.nextSeq++;
     const S = plan.inputIds.length;
     // The head here: embeddings, vision and layers [0, h) on this device. A head peer (h = 0):
@@ -670,8 +648,7 @@ export class MeshCoordinator implements Engine {
     const penalized = !penaltiesOff(settings);
     if (penalized) this.penalties.start(seq, plan.inputIds, settings);
     const eos = new Set(this.o.eosTokenIds ?? []);
-    const decoder = chat.tokenizer.streamingDecoder({ skipSpecialTokens: true });
-    const matcher = new StopMatcher(sp.stop ?? []);
+    const deltas = new DeltaStream(chat.tokenizer.streamingDecoder({ skipSpecialTokens: true }), sp.stop ?? []);
     const maxTokens = sp.maxTokensAuto && this.o.maxModelLen ? Math.max(1, Math.min(sp.maxTokens, this.o.maxModelLen - S)) : sp.maxTokens;
     const out = ctx.empty([1], 'u32', 'mesh.sampled');
     let chunk = 0;
@@ -753,26 +730,18 @@ export class MeshCoordinator implements Engine {
       const embed = remoteHead ? null : model.weights.get('model.language_model.embed_tokens.weight');
       const idBuf = ctx.empty([1], 'u32', 'mesh.id');
       const hidden = ctx.empty([1, Hd], 'f32', 'mesh.decode');
-      let pendingIds: number[] = [];
-      let stopString = false;
       try {
         for (let i = 0; ; i++) {
           tokens.push(next);
           if (!firstAt) firstAt = performance.now();
           if (penalized) this.penalties.push(seq, next);
-          pendingIds.push(next);
-          const r = matcher.push(decoder.push(next));
-          if (r.text) {
-            yield { kind: 'delta', text: r.text, tokenIds: pendingIds };
-            pendingIds = [];
-          }
+          const shown = deltas.push(next);
+          if (shown.delta) yield { kind: 'delta', ...shown.delta };
           if (request.signal?.aborted) {
             finishReason = 'abort';
             break;
           }
-          if (r.stop !== undefined) {
-            // The stop string is not shown, nor anything held back with it.
-            stopString = true;
+          if (shown.stopped) {
             finishReason = 'stop';
             break;
           }
@@ -790,14 +759,9 @@ export class MeshCoordinator implements Engine {
             next = await step({ hidden }, at, [p, p, p], 1, true);
           }
         }
-        if (finishReason !== 'abort' && !stopString) {
-          // The decoder's pending bytes may still complete a stop string; else show the held tail.
-          const r = matcher.push(decoder.flush());
-          let text = r.text;
-          if (r.stop === undefined) text += matcher.flush();
-          else finishReason = 'stop';
-          if (text || pendingIds.length) yield { kind: 'delta', text, tokenIds: pendingIds };
-        } else if (pendingIds.length) yield { kind: 'delta', text: '', tokenIds: pendingIds };
+        const last = deltas.end(finishReason === 'abort');
+        if (last.stopped) finishReason = 'stop';
+        if (last.delta) yield { kind: 'delta', ...last.delta };
       } finally {
         idBuf.release();
         hidden.release();
@@ -835,14 +799,4 @@ function movedLayers(before: readonly Stage[], after: readonly Stage[], numLayer
   let n = 0;
   for (let l = 0; l < numLayers; l++) if (owner(before, l) !== owner(after, l)) n++;
   return n;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, a) => s + a.length, 0));
-  let o = 0;
-  for (const a of parts) {
-    out.set(a, o);
-    o += a.length;
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StopMatcher, StopStringError } from '../../shared/engine/stop.ts';
+import { DeltaStream, StopMatcher, StopStringError } from '../../shared/engine/stop.ts';
 import { Rng } from '../support/random.ts';
 
 /** Feeds the deltas; returns everything emitted, the stop string seen, and the emitted text after each push. */
@@ -120,5 +120,40 @@ describe('StopMatcher', () => {
       // what was shown at each step was never retracted
       for (const s of got.steps) expect(want.text.startsWith(s)).toBe(true);
     }
+  });
+});
+
+describe('DeltaStream', () => {
+  /** A decoder whose token i is the string pieces[i]; the last piece only comes out at flush (pending bytes). */
+  const decoder = (pieces: string[], tail = '') => ({ push: (id: number) => pieces[id], flush: () => tail });
+
+  it('carries every id on the next delta with text, holds a stop string back, and ends with the held tail', () => {
+    const ds = new DeltaStream(decoder(['He', '', 'llo', ' <', 'x']), ['</s>']);
+    const a = ds.push(0);
+    expect(a).toEqual({ delta: { text: 'He', tokenIds: [0] }, stopped: false });
+    expect(ds.push(1)).toEqual({ delta: null, stopped: false }); // no text yet: the id waits
+    expect(ds.push(2)).toEqual({ delta: { text: 'llo', tokenIds: [1, 2] }, stopped: false });
+    expect(ds.push(3)).toEqual({ delta: { text: ' ', tokenIds: [3] }, stopped: false }); // '<' may start '</s>'
+    expect(ds.push(4)).toEqual({ delta: { text: '<x', tokenIds: [4] }, stopped: false });
+    expect(ds.end(false)).toEqual({ delta: null, stopped: false });
+  });
+
+  it('stops on a stop string split across tokens (unshown), and the last delta carries only the ids', () => {
+    const ds = new DeltaStream(decoder(['ok </', 's>', 'more']), ['</s>']);
+    expect(ds.push(0)).toEqual({ delta: { text: 'ok ', tokenIds: [0] }, stopped: false });
+    expect(ds.push(1)).toEqual({ delta: null, stopped: true });
+    expect(ds.end(false)).toEqual({ delta: { text: '', tokenIds: [1] }, stopped: false });
+  });
+
+  it('pending decoder bytes can complete a stop string at the end; an abort shows nothing more', () => {
+    const ends = new DeltaStream(decoder(['a<'], '/s>'), ['</s>']);
+    expect(ends.push(0)).toEqual({ delta: { text: 'a', tokenIds: [0] }, stopped: false });
+    expect(ends.end(false)).toEqual({ delta: null, stopped: true });
+    const aborted = new DeltaStream(decoder(['a<'], 'b'), ['</s>']);
+    aborted.push(0);
+    expect(aborted.end(true)).toEqual({ delta: null, stopped: false }); // the held '<' is dropped with the stream
+    const tail = new DeltaStream(decoder(['a<'], 'b'), ['</s>']);
+    tail.push(0);
+    expect(tail.end(false)).toEqual({ delta: { text: '<b', tokenIds: [] }, stopped: false });
   });
 });
