@@ -332,8 +332,7 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
       if (npos !== rows || rows === 0 || payloadLen !== rows * cols * bpe) {
         throw new WireError('WIRE_SHAPE', `shape [${rows}, ${cols}] ${dtype} with ${npos} position rows and ${payloadLen} payload bytes`);
       }
-      const positions: [Int32Array, Int32Array, Int32Array] = [new Int32Array(rows), new Int32Array(rows), new Int32Array(rows)];
-      for (let a = 0; a < 3; a++) for (let i = 0; i < rows; i++) positions[a][i] = dv.getInt32(HEADER_BYTES + 4 * (a * rows + i), true);
+      const positions = readPositions(dv, rows);
       const n = rows * cols;
       const hidden = new Float32Array(n);
       const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -348,8 +347,7 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
       if (dtype !== 'u32' || cols !== 1 || npos !== rows || rows === 0 || payloadLen !== rows * 4) {
         throw new WireError('WIRE_SHAPE', `embed frame of ${rows} ids (${dtype}, ${cols} columns, ${npos} position rows, ${payloadLen} payload bytes)`);
       }
-      const positions: [Int32Array, Int32Array, Int32Array] = [new Int32Array(rows), new Int32Array(rows), new Int32Array(rows)];
-      for (let a = 0; a < 3; a++) for (let i = 0; i < rows; i++) positions[a][i] = dv.getInt32(HEADER_BYTES + 4 * (a * rows + i), true);
+      const positions = readPositions(dv, rows);
       const ids = new Uint32Array(rows);
       const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
       for (let i = 0; i < rows; i++) ids[i] = pv.getUint32(4 * i, true);
@@ -386,6 +384,13 @@ export function decodeMessage(frame: Uint8Array, o: DecodeOptions = {}): MeshMes
       return { kind, memoryBytes, throughput, peerKind: String(j.peerKind ?? '').slice(0, 32), adapter: String(j.adapter ?? '').slice(0, 256) };
     }
   }
+}
+
+/** The `[3, rows]` int32 MRoPE positions after the header. */
+function readPositions(dv: DataView, rows: number): [Int32Array, Int32Array, Int32Array] {
+  const positions: [Int32Array, Int32Array, Int32Array] = [new Int32Array(rows), new Int32Array(rows), new Int32Array(rows)];
+  for (let a = 0; a < 3; a++) for (let i = 0; i < rows; i++) positions[a][i] = dv.getInt32(HEADER_BYTES + 4 * (a * rows + i), true);
+  return positions;
 }
 
 /** The `prompt` frame's payload: JSON (ids and grids), padding to 4 bytes, f32 pixels. */

@@ -1,4 +1,5 @@
 import src from '../../../shaders/attention/decode-paged.wgsl?raw';
+import io from '../../../shaders/common/decode-attention-io.wgsl?raw';
 import { ShapeError } from '../../errors.ts';
 import type { GpuContext } from '../../gpu/context.ts';
 import { assembleWgsl, type ProgramCall } from '../../gpu/program.ts';
@@ -50,6 +51,7 @@ export function decodePaged(ctx: GpuContext, args: DecodePagedArgs): ProgramCall
           constU32('HD', d.headDim),
           constU32('GROUP', d.group),
           constU32('BK', BK),
+          io,
           src,
         ),
       access: ['read', 'read', 'read', 'read', 'read', 'read_write'],
@@ -60,7 +62,7 @@ export function decodePaged(ctx: GpuContext, args: DecodePagedArgs): ProgramCall
   };
 }
 
-/** What every decode-attention kernel checks and binds (the arguments of `decodePaged`). */
+/** What every decode-attention kernel checks and binds (the arguments of `decodePaged`; `shaders/common/decode-attention-io.wgsl`). */
 export function resolveDecode(name: string, ctx: GpuContext, args: DecodePagedArgs) {
   const { rows: numSeqs, heads: Hq, headDim } = expectHeads(name, 'q', args.q);
   const cache = expectPagedCache(name, ctx, args.kCache, args.vCache);

@@ -4,6 +4,7 @@
  * arguments and results as `attention/decode-paged`. See `shaders/attention/decode-subgroup.wgsl`.
  */
 import src from '../../../shaders/attention/decode-subgroup.wgsl?raw';
+import io from '../../../shaders/common/decode-attention-io.wgsl?raw';
 import { ShapeError, UnsupportedAdapterError } from '../../errors.ts';
 import { fixedSubgroupSize } from '../../gpu/capabilities.ts';
 import type { GpuContext } from '../../gpu/context.ts';
@@ -40,7 +41,7 @@ export function decodeSubgroup(ctx: GpuContext, args: DecodePagedArgs): ProgramC
       name,
       cacheKey: `${kt}:hd=${d.headDim}:group=${d.group}:sg=${sg}`,
       source: () =>
-        assembleWgsl(enables(kt), 'enable subgroups;', alias('KT', kt), constU32('HD', d.headDim), constU32('GROUP', d.group), constU32('SG', sg), src),
+        assembleWgsl(enables(kt), 'enable subgroups;', alias('KT', kt), constU32('HD', d.headDim), constU32('GROUP', d.group), constU32('SG', sg), io, src),
       access: ['read', 'read', 'read', 'read', 'read', 'read_write'],
     },
     bindings: d.bindings,
